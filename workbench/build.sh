@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# build.sh ARCH [VARIANT]: configures and builds the kernel of the assembled
+# tree for ARCH in build/out/<arch>[-<variant>], then the guest's static
+# programs (the /init runner and the tests) and the initramfs.
+#
+# Config: tinyconfig + kernel/configs/fault-retry.config +
+# fault-retry-<arch>.config [+ fault-retry-<variant>.config]. It is made again
+# only when a fragment or a Kconfig file changed, and every option a fragment
+# asks for is checked in the result.
+. "$(dirname "$0")/lib.sh"
+
+arch=${1:?usage: build.sh ARCH [VARIANT]}
+variant=${2:-}
+check_arch "$arch"
+name=$(name_of "$arch" "$variant")
+out=$OUT/$name
+log=$LOGS/$name
+guest=$out/guest
+# The UAPI headers for the guest programs. UML exports none: its programs
+# are x86_64 programs, so they use x86's, exported by an x86 make.
+hdr=$out/usr/include
+[ "$arch" = um ] && hdr=$out/x86-uapi/usr/include
+
+[ -f "$SRC/.git/fr-assembled" ] || die "no assembled tree: run 'make tree' first"
+
+frags=(kernel/configs/fault-retry.config "kernel/configs/fault-retry-$arch.config")
+[ -n "$variant" ] && frags+=("kernel/configs/fault-retry-$variant.config")
+for f in "${frags[@]}"; do
+	[ -f "$SRC/$f" ] || die "config fragment $f is missing"
+done
+
+cc=$(arch_cc "$arch")
+command -v "$cc" >/dev/null ||
+	die "C compiler '$cc' for $arch guests is missing: run 'make setup' (Debian packages: $(arch_cc_pkg "$arch"))"
+
+# check_config: every CONFIG_ line of the fragments (the last one wins)
+# holds in the final .config.
+check_config() {
+	local bad
+	bad=$(awk -v cfg="$out/.config" '
+		FILENAME == cfg {
+			if (match($0, /^CONFIG_[A-Za-z0-9_]+=/))
+				have[substr($0, 1, RLENGTH - 1)] = substr($0, RLENGTH + 1)
+			next
+		}
+		match($0, /^CONFIG_[A-Za-z0-9_]+=/) { want[substr($0, 1, RLENGTH - 1)] = substr($0, RLENGTH + 1) }
+		/^# CONFIG_[A-Za-z0-9_]+ is not set/ { want[$2] = "n" }
+		END {
+			for (k in want) {
+				h = (k in have) ? have[k] : "n"
+				if (h != want[k]) printf "%s: wanted %s, got %s\n", k, want[k], h
+			}
+		}' "${frags[@]/#/$SRC/}" "$out/.config" | sort)
+	if [ -n "$bad" ]; then
+		echo "$bad"
+		if echo "$bad" | grep -q '^CONFIG_RUST:'; then
+			echo "Rust is not available to Kconfig; 'make rustavailable' says:"
+			kmake "$arch" O="$out" rustavailable || true
+		fi
+		return 1
+	fi
+}
+
+configure() {
+	local stamp=$out/.fr-config-stamp want
+	want=$( (cat "${frags[@]/#/$SRC/}"; echo "$RUSTC_BIN $BINDGEN_BIN";
+		git -C "$SRC" ls-tree -r HEAD | grep 'Kconfig') | sha256sum | cut -d' ' -f1)
+	if [ -f "$stamp" ] && [ -f "$out/.config" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		echo "config up to date"
+		return
+	fi
+	rm -f "$stamp"
+	kmake "$arch" O="$out" tinyconfig
+	(cd "$SRC" && ARCH=$(arch_karch "$arch") scripts/kconfig/merge_config.sh -m -O "$out" \
+		"$out/.config" "${frags[@]}")
+	kmake "$arch" O="$out" olddefconfig
+	check_config
+	echo "$want" >"$stamp"
+}
+
+compile_kernel() {
+	kmake "$arch" O="$out" "$(basename "$(arch_image "$arch")")"
+	if [ "$arch" = um ]; then
+		kmake x86_64 O="$out/x86-uapi" headers
+	else
+		kmake "$arch" O="$out" headers
+	fi
+}
+
+# Static guest programs, rebuilt when their source or the headers change.
+compile_guest() {
+	local src bin
+	mkdir -p "$guest/tests"
+	if [ ! "$guest/init" -nt "$WB/guest/init.c" ]; then
+		"$cc" -static -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
+	fi
+	# The list of tests is the list in workbench/guest-tests: drop others.
+	local want=()
+	while read -r src _; do
+		case "$src" in '' | '#'*) continue ;; esac
+		[ -f "$SRC/$src" ] || { echo "workbench/guest-tests: $src not in the tree"; return 1; }
+		bin=$guest/tests/$(basename "${src%.c}")
+		want+=("$(basename "$bin")")
+		if [ ! "$bin" -nt "$SRC/$src" ] || [ "$hdr" -nt "$bin" ]; then
+			"$cc" -static -O2 -g -Wall -pthread -isystem "$hdr" \
+				-I "$SRC/tools/testing/selftests" -o "$bin" "$SRC/$src"
+		fi
+	done <"$WB/guest-tests"
+	for bin in "$guest/tests"/*; do
+		[ -e "$bin" ] || continue
+		case " ${want[*]} " in *" $(basename "$bin") "*) ;; *) rm -f "$bin" ;; esac
+	done
+}
+
+# The initramfs: /init, /dev/console, /tests/*. Made by the kernel's own
+# usr/gen_init_cpio, so no root or device nodes are needed on the host.
+make_initramfs() {
+	local list=$guest/initramfs.list f
+	{
+		echo "dir /dev 0755 0 0"
+		echo "nod /dev/console 0600 0 0 c 5 1"
+		echo "dir /proc 0755 0 0"
+		echo "dir /sys 0755 0 0"
+		echo "dir /tmp 1777 0 0"
+		echo "dir /tests 0755 0 0"
+		echo "file /init $guest/init 0755 0 0"
+		for f in "$guest/tests"/*; do
+			[ -e "$f" ] && echo "file /tests/$(basename "$f") $f 0755 0 0"
+		done
+	} >"$list"
+	"$out/usr/gen_init_cpio" "$list" >"$guest/initramfs.cpio.tmp"
+	mv "$guest/initramfs.cpio.tmp" "$guest/initramfs.cpio"
+}
+
+note "build $name"
+mkdir -p "$out"
+step "configure ($name)" "$log/config.log" configure
+step "kernel ($name)" "$log/kernel.log" compile_kernel
+step "guest programs ($name)" "$log/guest.log" compile_guest
+step "initramfs ($name)" "$log/initramfs.log" make_initramfs

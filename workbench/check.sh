@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# check.sh [TARGET...]: setup, assembly, then for each TARGET (ARCH or
+# ARCH-VARIANT; default: every arch) build, boot and judge; then the summary
+# table and "N passed, N failed". A target that fails to build or boot is
+# counted as a failure and the others still run. Exit status 1 on any failure.
+# --show: list each test of the project's programs before the table.
+. "$(dirname "$0")/lib.sh"
+
+show=0
+[ "${1:-}" = --show ] && { show=1; shift; }
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$ARCHES"
+
+t_start=$(date +%s)
+note "== setup"
+"$WB/setup.sh"
+note "== assemble"
+"$WB/assemble.sh"
+
+# What every guest must report: the kernel crate's doctests and each program.
+expect=(--expect rust_doctests_kernel)
+while read -r src _; do
+	case "$src" in '' | '#'*) continue ;; esac
+	expect+=(--expect "$(basename "${src%.c}")")
+done <"$WB/guest-tests"
+
+names=()
+for t in "${targets[@]}"; do
+	arch=${t%%-*}
+	variant=
+	[ "$t" != "$arch" ] && variant=${t#*-}
+	check_arch "$arch"
+	name=$(name_of "$arch" "$variant")
+	names+=("$name")
+	note "== $name"
+	rm -f "$RESULTS/$name.json" "$RESULTS/$name.tap"
+	mkdir -p "$RESULTS"
+	problem=()
+	if ! "$WB/build.sh" "$arch" "$variant"; then
+		problem=(--problem "build failed (logs: build/logs/$name/)")
+	elif ! "$WB/boot.sh" "$arch" "$variant"; then
+		problem=(--problem "boot failed (log: build/logs/$name/console.log)")
+	fi
+	python3 "$WB/ktap.py" eval "$name" "${problem[@]}" "${expect[@]}" || true
+done
+
+if [ $show = 1 ]; then
+	for name in "${names[@]}"; do
+		note "== tests of $name"
+		python3 "$WB/ktap.py" show "$name" || true
+	done
+fi
+rc=0
+python3 "$WB/ktap.py" summary "${names[@]}" >"$RESULTS/summary.txt" || rc=$?
+note "(total $(($(date +%s) - t_start)) s; summary also in build/results/summary.txt)"
+cat "$RESULTS/summary.txt"
+exit $rc

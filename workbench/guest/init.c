@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /init of the workbench's guests. A static program with no dependency but
+ * libc, so that it runs on every arch we have a cross libc for.
+ *
+ * It mounts proc, sys, dev, debugfs and a tmpfs on /tmp, lowers the console
+ * log level to warnings (so that test output and kernel reports do not
+ * interleave, while every WARNING, BUG or Oops still reaches the console),
+ * and writes one KTAP document to /dev/console between two marker lines:
+ *
+ *   # fr-guest: begin
+ *   KTAP version 1
+ *   1..N
+ *       <the KTAP of one KUnit suite that ran at boot, from debugfs>
+ *   ok 1 <suite>
+ *       <the KTAP of one program in /tests, indented, streamed while it runs>
+ *   ok 2 <program>
+ *   # fr-guest: end
+ *
+ * Each program runs in its own process group under a timeout (FR_TIMEOUT
+ * seconds, from the kernel command line; default 300), with the words of
+ * FR_ARGS as its arguments (for example FR_ARGS="-t storm" to run one case
+ * of a kselftest harness program). Then the guest powers
+ * off: power-off, not reboot, because UML restarts the kernel on reboot().
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/klog.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TESTS_DIR "/tests"
+#define KUNIT_DIR "/sys/kernel/debug/kunit"
+#define INDENT "    "
+#define MAX_ENTRIES 256
+/* Console log level: show KERN_WARNING (4) and more severe messages. */
+#define CONSOLE_LOGLEVEL 5
+#define SYSLOG_ACTION_CONSOLE_LEVEL 8
+
+static void out(const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n >= (int)sizeof(buf))
+		n = sizeof(buf) - 1;
+	/* One write per line: a line is never split by another writer. */
+	while (n > 0) {
+		ssize_t w = write(STDOUT_FILENO, buf, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		n -= w;
+		memmove(buf, buf + w, n);
+	}
+}
+
+static void try_mount(const char *src, const char *dst, const char *type)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, 0, NULL) && errno != EBUSY)
+		out("# fr-guest: mount %s on %s: %s\n", type, dst, strerror(errno));
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of the entries of @dir (no dot files); returns the count. */
+static int list_dir(const char *dir, char **names, int max, int want_dirs)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		char path[512];
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st))
+			continue;
+		if (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+			continue;
+		names[n++] = strdup(de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_names);
+	return n;
+}
+
+static char *read_file(const char *path)
+{
+	size_t len = 0, cap = 65536;
+	char *buf = malloc(cap);
+	int fd = open(path, O_RDONLY);
+	ssize_t r;
+
+	if (fd < 0 || !buf) {
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += r;
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * The debugfs "results" file of a suite is a whole KTAP document whose only
+ * test is the suite: "KTAP version 1", "1..1", the suite indented by four,
+ * then "ok 1 <suite>". Emit the suite as subtest @num of our document.
+ */
+static int report_kunit_suite(int num, const char *suite)
+{
+	char path[512], *doc, *line, *save, *last = NULL;
+	int ok;
+
+	snprintf(path, sizeof(path), "%s/%s/results", KUNIT_DIR, suite);
+	doc = read_file(path);
+	if (!doc) {
+		out("not ok %d %s # cannot read %s\n", num, suite, path);
+		return 1;
+	}
+	for (line = strtok_r(doc, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strcmp(line, "KTAP version 1") || !strcmp(line, "1..1"))
+			continue;
+		if (!strncmp(line, "ok ", 3) || !strncmp(line, "not ok ", 7)) {
+			last = line;	/* the suite's own result, re-emitted below */
+			continue;
+		}
+		out("%s\n", line);
+	}
+	ok = last && !strncmp(last, "ok ", 3);
+	if (last) {
+		const char *dir = strstr(last, " # ");
+
+		out("%s %d %s%s\n", ok ? "ok" : "not ok", num, suite, dir ? dir : "");
+	} else {
+		out("not ok %d %s # no result in %s\n", num, suite, path);
+	}
+	free(doc);
+	return !ok;
+}
+
+static pid_t child_pid;
+static int child_status;
+static int child_done;
+
+/* Reaps every exited process (we are PID 1); notes our child's status. */
+static void reap(void)
+{
+	int status;
+	pid_t p;
+
+	while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (p == child_pid) {
+			child_status = status;
+			child_done = 1;
+		}
+	}
+}
+
+static void emit_lines(char *buf, size_t *len, int flush)
+{
+	char *start = buf, *nl;
+
+	while ((nl = memchr(start, '\n', *len - (start - buf)))) {
+		*nl = '\0';
+		out(INDENT "%s\n", start);
+		start = nl + 1;
+	}
+	*len -= start - buf;
+	memmove(buf, start, *len);
+	if (flush && *len) {
+		buf[*len] = '\0';
+		out(INDENT "%s\n", buf);
+		*len = 0;
+	}
+}
+
+static int run_test(int num, const char *name, int timeout)
+{
+	char path[512], buf[8192];
+	size_t len = 0;
+	int pfd[2], eof = 0, timed_out = 0;
+	double start = now(), exited_at = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", TESTS_DIR, name);
+	out("# fr-guest: running %s (timeout %d s)\n", name, timeout);
+	if (pipe2(pfd, O_CLOEXEC)) {
+		out("not ok %d %s # pipe: %s\n", num, name, strerror(errno));
+		return 1;
+	}
+	child_done = 0;
+	child_pid = fork();
+	if (child_pid < 0) {
+		out("not ok %d %s # fork: %s\n", num, name, strerror(errno));
+		return 1;
+	}
+	if (child_pid == 0) {
+		char *argv[64] = { path }, *args = getenv("FR_ARGS"), *save;
+		int argc = 1;
+
+		for (char *a = args ? strtok_r(args, " ", &save) : NULL; a && argc < 63;
+		     a = strtok_r(NULL, " ", &save))
+			argv[argc++] = a;
+
+		setpgid(0, 0);
+		dup2(pfd[1], STDOUT_FILENO);
+		dup2(pfd[1], STDERR_FILENO);
+		if (chdir("/tmp"))
+			_exit(127);
+		execv(path, argv);
+		dprintf(STDERR_FILENO, "exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	setpgid(child_pid, child_pid);
+	close(pfd[1]);
+
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		double t = now();
+
+		reap();
+		if (child_done && !exited_at)
+			exited_at = t;
+		/* The program's own children may hold the pipe: give them 2 s. */
+		if ((eof && child_done) || (exited_at && t - exited_at > 2))
+			break;
+		if (t - start > timeout) {
+			timed_out = 1;
+			break;
+		}
+		if (!eof && poll(&p, 1, 200) > 0) {
+			ssize_t r = read(pfd[0], buf + len, sizeof(buf) - len - 1);
+
+			if (r > 0) {
+				len += r;
+				emit_lines(buf, &len, len >= sizeof(buf) - 1);
+			} else if (r == 0 || errno != EINTR) {
+				eof = 1;
+			}
+		} else if (eof) {
+			usleep(50000);
+		}
+	}
+	/* Nothing of the program outlives it. */
+	kill(-child_pid, SIGKILL);
+	if (!child_done) {
+		waitpid(child_pid, &child_status, 0);
+		child_done = 1;
+	}
+	reap();
+	emit_lines(buf, &len, 1);
+	close(pfd[0]);
+
+	if (timed_out) {
+		out("not ok %d %s # TIMEOUT after %d s\n", num, name, timeout);
+		return 1;
+	}
+	if (WIFEXITED(child_status)) {
+		int code = WEXITSTATUS(child_status);
+
+		if (code == 0)
+			out("ok %d %s\n", num, name);
+		else if (code == 4)
+			out("ok %d %s # SKIP\n", num, name);
+		else
+			out("not ok %d %s # exit status %d\n", num, name, code);
+		return code != 0 && code != 4;
+	}
+	out("not ok %d %s # killed by signal %d\n", num, name, WTERMSIG(child_status));
+	return 1;
+}
+
+int main(void)
+{
+	char *suites[MAX_ENTRIES], *tests[MAX_ENTRIES];
+	int nsuites, ntests, i, num = 0, failed = 0, timeout = 300;
+	const char *t = getenv("FR_TIMEOUT");
+	struct utsname u;
+
+	if (t && atoi(t) > 0)
+		timeout = atoi(t);
+	try_mount("proc", "/proc", "proc");
+	try_mount("sysfs", "/sys", "sysfs");
+	try_mount("devtmpfs", "/dev", "devtmpfs");
+	try_mount("debugfs", "/sys/kernel/debug", "debugfs");
+	try_mount("tmpfs", "/tmp", "tmpfs");
+	if (klogctl(SYSLOG_ACTION_CONSOLE_LEVEL, NULL, CONSOLE_LOGLEVEL))
+		out("# fr-guest: cannot set the console log level: %s\n", strerror(errno));
+
+	nsuites = list_dir(KUNIT_DIR, suites, MAX_ENTRIES, 1);
+	ntests = list_dir(TESTS_DIR, tests, MAX_ENTRIES, 0);
+
+	out("# fr-guest: begin\n");
+	out("KTAP version 1\n");
+	if (!uname(&u))
+		out("# %s %s %s, %ld CPUs\n", u.sysname, u.release, u.machine,
+		    sysconf(_SC_NPROCESSORS_ONLN));
+	out("1..%d\n", nsuites + ntests);
+	for (i = 0; i < nsuites; i++)
+		failed += report_kunit_suite(++num, suites[i]);
+	for (i = 0; i < ntests; i++)
+		failed += run_test(++num, tests[i], timeout);
+	out("# fr-guest: %d of %d failed\n", failed, num);
+	out("# fr-guest: end\n");
+
+	sync();
+	reboot(RB_POWER_OFF);
+	out("# fr-guest: power-off failed: %s\n", strerror(errno));
+	for (;;)
+		pause();
+}

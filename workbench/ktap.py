@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Judges the guests' results and prints the summary table.
+
+  ktap.py eval NAME [--problem TEXT]... [--expect PROGRAM]...
+      Reads build/results/NAME.tap and build/logs/NAME/console.log, compares
+      each test with workbench/xfail/NAME.txt, writes build/results/NAME.json
+      and prints the failures. Exit status 1 if anything failed unexpectedly.
+
+  ktap.py show NAME
+      Prints one line per test of NAME's programs (not the KUnit suites).
+
+  ktap.py summary NAME...
+      Prints the per-arch table of the NAME.json files, the expected failures
+      with their reasons, and a last line "N passed, N failed". Exit status 1
+      if anything failed.
+
+A test is identified by the path of its descriptions in the nested KTAP
+document, "program/case", e.g. "fault-retry-tests/uffd.copy_resolves_fault" or
+"rust_doctests_kernel/rust_doctest_kernel_alloc_kbox_rs_0".
+"""
+
+import fnmatch
+import json
+import os
+import re
+import sys
+
+WB = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get("BUILD", os.path.join(os.path.dirname(WB), "build"))
+RESULTS = os.path.join(BUILD, "results")
+LOGS = os.path.join(BUILD, "logs")
+XFAIL_DIR = os.path.join(WB, "xfail")
+
+RESULT_RE = re.compile(r"^(ok|not ok) (\d+)(?: -)?\s*(.*?)(?:\s+#\s*(.*))?$")
+PLAN_RE = re.compile(r"^1\.\.(\d+)")
+
+# Kernel reports that fail a boot wherever they appear in the console log. A
+# kernel line starts in column 0, after an optional "[ time]" stamp; test
+# output is indented by the guest runner and cannot match.
+REPORT_RE = re.compile(
+    r"^(?:\[\s*\d+\.\d+\]\s*)?"
+    r"(Kernel panic|Oops|WARNING:|BUG:|Unable to handle kernel|"
+    r"general protection fault|KASAN:|UBSAN:|kernel BUG at|"
+    r"rcu: INFO: .*detected stall|INFO: task .* blocked for more than|"
+    r"possible circular locking dependency|.*panicked at )")
+
+
+class Node:
+    def __init__(self, ok, num, desc, directive):
+        self.ok, self.num, self.desc, self.directive = ok, num, desc, directive
+        self.children = []
+        self.plan = None
+
+
+def parse(lines):
+    """Parses a nested KTAP document into (top-level plan, top-level nodes,
+    problems). Subtests are indented by four spaces per level (any amount of
+    extra indentation is accepted)."""
+    pending = {}  # depth -> results seen at that depth, not yet adopted
+    plans = {}  # depth -> plan of the document being read at that depth
+    problems = []
+    for raw in lines:
+        line = raw.rstrip("\n")
+        stripped = line.lstrip(" ")
+        depth = len(line) - len(stripped)
+        m = PLAN_RE.match(stripped)
+        if m:
+            plans[depth] = int(m.group(1))
+            pending[depth] = []
+            continue
+        m = RESULT_RE.match(stripped)
+        if not m:
+            continue
+        node = Node(m.group(1) == "ok", int(m.group(2)), m.group(3).strip(),
+                    (m.group(4) or "").strip())
+        deeper = sorted(d for d in pending if d > depth)
+        if deeper:
+            node.children = pending[deeper[0]]
+            node.plan = plans.get(deeper[0])
+            for d in deeper:
+                pending.pop(d, None)
+                plans.pop(d, None)
+        pending.setdefault(depth, []).append(node)
+    top_depth = min(pending) if pending else 0
+    return plans.get(top_depth), pending.get(top_depth, []), problems
+
+
+def leaves(nodes, prefix=""):
+    """Yields (id, status, detail) for every test; status is pass, fail or
+    skip. A parent with missing or no results is itself reported."""
+    for n in nodes:
+        path = prefix + n.desc
+        skip = n.directive.upper().startswith("SKIP")
+        if n.children:
+            yield from leaves(n.children, path + "/")
+            if n.plan is not None and len(n.children) != n.plan:
+                yield (path + "/(missing results)", "fail",
+                       "%d of %d results" % (len(n.children), n.plan))
+            elif not n.ok and not skip and all(
+                    c.ok for c in n.children):
+                yield (path + "/(exit)", "fail", n.directive or "not ok")
+        else:
+            if skip:
+                yield path, "skip", n.directive
+            elif n.ok:
+                yield path, "pass", ""
+            else:
+                yield path, "fail", n.directive
+
+
+def read_xfail(name):
+    """The expected failures of NAME: {pattern: reason}."""
+    path = os.path.join(XFAIL_DIR, name + ".txt")
+    out = {}
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            pat, _, reason = line.partition(" ")
+            out[pat] = reason.strip().lstrip("#").strip() or "(no reason given)"
+    return out
+
+
+def console_reports(name):
+    path = os.path.join(LOGS, name, "console.log")
+    found = []
+    if os.path.exists(path):
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = line.replace("\r", "").rstrip("\n")
+                if REPORT_RE.match(line):
+                    found.append(line.strip())
+    return found
+
+
+def evaluate(name, problems, expect):
+    tap = os.path.join(RESULTS, name + ".tap")
+    res = {"name": name, "pass": 0, "fail": [], "xfail": [], "xpass": [],
+           "skip": [], "problems": list(problems), "stale_xfail": []}
+    xfail = read_xfail(name)
+    used = set()
+    if os.path.exists(tap) and os.path.getsize(tap) > 0:
+        with open(tap, errors="replace") as f:
+            plan, top, _ = parse(f)
+        if plan is None:
+            res["problems"].append("no KTAP plan in %s" % tap)
+        elif plan != len(top):
+            res["problems"].append("%d of %d top-level results" % (len(top), plan))
+        names = [n.desc for n in top]
+        for prog in expect:
+            if prog not in names:
+                res["problems"].append("no result for %s" % prog)
+        for tid, status, detail in leaves(top):
+            pat = next((p for p in xfail if fnmatch.fnmatchcase(tid, p)), None)
+            if pat:
+                used.add(pat)
+            if status == "skip":
+                res["skip"].append([tid, detail])
+            elif status == "pass" and pat:
+                res["xpass"].append([tid, xfail[pat]])
+            elif status == "pass":
+                res["pass"] += 1
+            elif pat:
+                res["xfail"].append([tid, xfail[pat]])
+            else:
+                res["fail"].append([tid, detail])
+    elif not problems:
+        res["problems"].append("no results (%s is missing or empty)" % tap)
+    for line in console_reports(name):
+        res["problems"].append("console: " + line)
+    res["stale_xfail"] = sorted(set(xfail) - used) if res["pass"] else []
+    with open(os.path.join(RESULTS, name + ".json"), "w") as f:
+        json.dump(res, f, indent=1)
+    return res
+
+
+def n_failed(r):
+    return len(r["fail"]) + len(r["xpass"]) + len(r["problems"])
+
+
+def print_failures(r):
+    for tid, detail in r["fail"]:
+        print("  FAIL  %s: %s%s" % (r["name"], tid, " # " + detail if detail else ""))
+    for tid, reason in r["xpass"]:
+        print("  XPASS %s: %s (listed as expected to fail: %s)" % (r["name"], tid, reason))
+    for p in r["problems"]:
+        print("  FAIL  %s: %s" % (r["name"], p))
+    for pat in r["stale_xfail"]:
+        print("  note  %s: xfail entry '%s' matches no test" % (r["name"], pat))
+
+
+def load(name):
+    path = os.path.join(RESULTS, name + ".json")
+    if not os.path.exists(path):
+        return {"name": name, "pass": 0, "fail": [], "xfail": [], "xpass": [],
+                "skip": [], "problems": ["not run"], "stale_xfail": []}
+    with open(path) as f:
+        return json.load(f)
+
+
+def summary(names):
+    rows = [load(n) for n in names]
+    print()
+    print("%-16s %6s %6s %6s %6s %6s  %s" % ("arch", "pass", "fail", "xfail", "xpass", "skip", "verdict"))
+    for r in rows:
+        print("%-16s %6d %6d %6d %6d %6d  %s" % (
+            r["name"], r["pass"], len(r["fail"]) + len(r["problems"]), len(r["xfail"]),
+            len(r["xpass"]), len(r["skip"]), "ok" if n_failed(r) == 0 else "FAILED"))
+    xf = [(r["name"], t, why) for r in rows for t, why in r["xfail"]]
+    if xf:
+        print("\nExpected failures (workbench/xfail/):")
+        for name, tid, why in xf:
+            print("  XFAIL %s: %s -- %s" % (name, tid, why))
+    bad = [r for r in rows if n_failed(r) or r["stale_xfail"]]
+    if bad:
+        print("\nFailures:")
+        for r in bad:
+            print_failures(r)
+    passed = sum(r["pass"] for r in rows)
+    failed = sum(n_failed(r) for r in rows)
+    skipped = sum(len(r["skip"]) for r in rows)
+    print()
+    if xf:
+        print("(%d expected failures are listed above and counted in neither)" % len(xf))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+    return 1 if failed else 0
+
+
+def show(name):
+    tap = os.path.join(RESULTS, name + ".tap")
+    if not os.path.exists(tap):
+        print("%s: no results" % name)
+        return 1
+    with open(tap, errors="replace") as f:
+        _, top, _ = parse(f)
+    xfail = read_xfail(name)
+    for prog in top:
+        if not prog.children or prog.desc.startswith("rust_doctests"):
+            continue
+        for tid, status, detail in leaves([prog]):
+            if status == "fail" and any(fnmatch.fnmatchcase(tid, p) for p in xfail):
+                status = "xfail"
+            print("  %-6s %s%s" % (status, tid, " # " + detail if detail else ""))
+    return 0
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == "show":
+        return show(argv[1])
+    if len(argv) >= 2 and argv[0] == "eval":
+        name, problems, expect = argv[1], [], []
+        args = argv[2:]
+        while args:
+            opt, val, args = args[0], args[1], args[2:]
+            if opt == "--problem":
+                problems.append(val)
+            elif opt == "--expect":
+                expect.append(val)
+            else:
+                sys.exit("ktap.py: unknown option %s" % opt)
+        r = evaluate(name, problems, expect)
+        print_failures(r)
+        return 1 if n_failed(r) else 0
+    if len(argv) >= 2 and argv[0] == "summary":
+        return summary(argv[1:])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
