@@ -1,0 +1,1041 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Conformance tests for page-fault retry. They check the two claims of the
+ * series "mm: some enhancements to the page fault mechanism":
+ *  (a) a fault that waits reacts to every user signal, not only SIGKILL:
+ *      handlers, SIGSTOP/SIGCONT, a debugger attaching;
+ *  (b) VM_FAULT_RETRY may repeat any number of times, in the user
+ *      page-fault path and in GUP.
+ * Userfaultfd is the instrument: it makes a fault wait for as long as the
+ * test wants, and tells the test each time the fault (re)arrives.
+ *
+ * Every wait is bounded. Stops and kills hit separate processes, which pass
+ * their userfaultfd to the monitor over a unix socket.
+ *
+ * Documentation/mm/fault-retry-tests.rst lists the cases, the claim each one
+ * checks and the kernel path it exercises.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <linux/userfaultfd.h>
+
+#include "../kselftest_harness.h"
+
+/* How long a monitor waits for something the kernel should do promptly. */
+#define WAIT_MS 5000
+/* How many times a fault is woken without being resolved. */
+#define NR_WAKES 16
+
+static long page_size;
+
+/* ---- userfaultfd ---- */
+
+/*
+ * A userfaultfd with the API handshake done, or -errno. Non-blocking: poll()
+ * on a blocking userfaultfd always reports EPOLLERR.
+ */
+static int uffd_open(void)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	int fd;
+
+	fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == EPERM)
+		fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int uffd_register_missing(int uffd, void *addr, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	return ioctl(uffd, UFFDIO_REGISTER, &reg) ? -errno : 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * One fault message within @timeout_ms: 0, -ETIMEDOUT or -errno. A fault
+ * may be woken between poll() and read(): then read() says EAGAIN and we
+ * wait again.
+ */
+static int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms)
+{
+	double end = now_s() + timeout_ms / 1000.0;
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	ssize_t r;
+	int ret, left;
+
+	do {
+		left = (int)((end - now_s()) * 1000);
+		ret = poll(&pfd, 1, left > 0 ? left : 0);
+		if (ret < 0)
+			return -errno;
+		if (ret == 0)
+			return -ETIMEDOUT;
+		r = read(uffd, msg, sizeof(*msg));
+		if (r < 0 && errno != EAGAIN)
+			return -errno;
+	} while (r < 0);
+	if (r != sizeof(*msg) || msg->event != UFFD_EVENT_PAGEFAULT)
+		return -EPROTO;
+	return 0;
+}
+
+static unsigned long msg_page(const struct uffd_msg *msg)
+{
+	return msg->arg.pagefault.address & ~(page_size - 1);
+}
+
+/* Resolves the missing pages at @dst with @len bytes from @src. */
+static int uffd_copy(int uffd, unsigned long dst, const void *src, size_t len)
+{
+	struct uffdio_copy copy = {
+		.dst = dst,
+		.src = (unsigned long)src,
+		.len = len,
+	};
+
+	return ioctl(uffd, UFFDIO_COPY, &copy) ? -errno : 0;
+}
+
+/* Wakes the faults waiting on [@start, @start + @len) without resolving. */
+static int uffd_wake(int uffd, unsigned long start, size_t len)
+{
+	struct uffdio_range range = { .start = start, .len = len };
+
+	return ioctl(uffd, UFFDIO_WAKE, &range) ? -errno : 0;
+}
+
+/* The bytes every case expects in the resolved pages. */
+static unsigned char pattern(size_t i)
+{
+	return (unsigned char)(i * 7 + 3);
+}
+
+static void fill_pattern(unsigned char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = pattern(i);
+}
+
+static int check_pattern(const volatile unsigned char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != pattern(i))
+			return -1;
+	return 0;
+}
+
+/* ---- threads, processes, time ---- */
+
+static int join_within(pthread_t t, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return -pthread_timedjoin_np(t, NULL, &ts);
+}
+
+/* Waits up to @ms for @pid to change state: 0, or -ETIMEDOUT. */
+static int wait_within(pid_t pid, int *status, int options, int ms)
+{
+	double end = now_s() + ms / 1000.0;
+
+	do {
+		pid_t r = waitpid(pid, status, options | WNOHANG);
+
+		if (r == pid)
+			return 0;
+		if (r < 0)
+			return -errno;
+		usleep(1000);
+	} while (now_s() < end);
+	return -ETIMEDOUT;
+}
+
+/* The state letter of /proc/@pid/stat ('S', 'T', ...), or 0. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Passes @fd and @addr over a unix socket. */
+static int send_fd(int sock, int fd, unsigned long addr)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { .iov_base = &addr, .iov_len = sizeof(addr) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &mh, 0) == sizeof(addr) ? 0 : -1;
+}
+
+static int recv_fd(int sock, unsigned long *addr)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = addr, .iov_len = sizeof(*addr) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct pollfd pfd = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *c;
+	int fd;
+
+	if (poll(&pfd, 1, WAIT_MS) != 1 || recvmsg(sock, &mh, 0) != sizeof(*addr))
+		return -1;
+	c = CMSG_FIRSTHDR(&mh);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/*
+ * A child process that owns one page of registered, missing memory and
+ * hands its userfaultfd and the page's address to the parent.
+ * TOUCH: it then reads the page (a user-mode fault) and exits 0 if it saw
+ * the pattern, 2 if not. IDLE: it waits until the parent closes the socket,
+ * so that others can fault on its memory through GUP.
+ */
+enum child_mode { CHILD_TOUCH, CHILD_IDLE };
+
+struct child {
+	pid_t pid;
+	int sock;
+	int uffd;
+	unsigned long addr;
+};
+
+static void __attribute__((noreturn)) child_main(int sock, enum child_mode mode)
+{
+	volatile unsigned char *p;
+	int uffd;
+	char c;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	uffd = uffd_open();
+	p = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (uffd < 0 || p == MAP_FAILED || uffd_register_missing(uffd, (void *)p, page_size))
+		_exit(3);
+	if (send_fd(sock, uffd, (unsigned long)p))
+		_exit(3);
+	/* Only the parent holds the userfaultfd now: if it dies, we go on. */
+	close(uffd);
+	if (mode == CHILD_IDLE) {
+		while (read(sock, &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	_exit(check_pattern(p, page_size) ? 2 : 0);
+}
+
+/* 0 or -1; on success @ch describes the child. */
+static int start_child(struct child *ch, enum child_mode mode)
+{
+	int sv[2];
+
+	ch->pid = -1;
+	ch->sock = -1;
+	ch->uffd = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -1;
+	ch->pid = fork();
+	if (ch->pid < 0)
+		return -1;
+	if (ch->pid == 0) {
+		close(sv[0]);
+		child_main(sv[1], mode);
+	}
+	close(sv[1]);
+	ch->sock = sv[0];
+	ch->uffd = recv_fd(ch->sock, &ch->addr);
+	return ch->uffd < 0 ? -1 : 0;
+}
+
+static void stop_child(struct child *ch)
+{
+	int status;
+
+	if (ch->pid > 0) {
+		kill(ch->pid, SIGKILL);
+		waitpid(ch->pid, &status, __WALL);
+		ch->pid = -1;
+	}
+	if (ch->uffd >= 0)
+		close(ch->uffd);
+	if (ch->sock >= 0)
+		close(ch->sock);
+	ch->uffd = ch->sock = -1;
+}
+
+/* ---- signals ---- */
+
+static int sig_pipe[2] = { -1, -1 };
+static atomic_int nr_sigusr1;
+
+static void sigusr1_handler(int sig)
+{
+	char c = 's';
+
+	atomic_fetch_add(&nr_sigusr1, 1);
+	if (sig_pipe[1] >= 0 && write(sig_pipe[1], &c, 1) != 1)
+		abort();
+}
+
+static int install_sigusr1(int flags)
+{
+	struct sigaction sa = { .sa_handler = sigusr1_handler, .sa_flags = flags };
+
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGUSR1, &sa, NULL);
+}
+
+static __thread sigjmp_buf sigbus_env;
+static atomic_int nr_sigbus;
+
+static void sigbus_handler(int sig)
+{
+	atomic_fetch_add(&nr_sigbus, 1);
+	siglongjmp(sigbus_env, 1);
+}
+
+/* ---- in-process fixture: registered, missing memory ---- */
+
+struct reader {
+	const volatile unsigned char *addr;
+	size_t len;
+	unsigned char *copy;
+	int sigbus;
+};
+
+/* Reads the memory, one user-mode fault per page; notes a SIGBUS. */
+static void *reader_thread(void *arg)
+{
+	struct reader *r = arg;
+
+	if (sigsetjmp(sigbus_env, 1)) {
+		r->sigbus = 1;
+		return NULL;
+	}
+	for (size_t i = 0; i < r->len; i++)
+		r->copy[i] = r->addr[i];
+	return NULL;
+}
+
+/* Registered, missing memory, with the pattern to resolve it with. */
+struct uffd_mem {
+	int uffd;
+	unsigned char *area;
+	size_t len;
+	unsigned char *src;
+	unsigned char *copy;
+};
+
+static void uffd_mem_setup(struct __test_metadata *_metadata,
+			   struct uffd_mem *self, size_t pages)
+{
+	struct sigaction sa = { .sa_handler = sigbus_handler, .sa_flags = SA_NODEFER };
+	int ret;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	self->len = pages * page_size;
+	self->area = MAP_FAILED;
+	self->uffd = uffd_open();
+	if (self->uffd == -ENOSYS)
+		SKIP(return, "userfaultfd is not configured in this kernel");
+	ASSERT_LE(0, self->uffd) TH_LOG("userfaultfd: %s", strerror(-self->uffd));
+	self->area = mmap(NULL, self->len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->area);
+	ret = uffd_register_missing(self->uffd, self->area, self->len);
+	ASSERT_EQ(0, ret) TH_LOG("UFFDIO_REGISTER: %s", strerror(-ret));
+	self->src = malloc(self->len);
+	self->copy = calloc(1, self->len);
+	ASSERT_NE(NULL, self->src);
+	ASSERT_NE(NULL, self->copy);
+	fill_pattern(self->src, self->len);
+	sigemptyset(&sa.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGBUS, &sa, NULL));
+	ASSERT_EQ(0, pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK));
+	atomic_store(&nr_sigusr1, 0);
+	atomic_store(&nr_sigbus, 0);
+}
+
+static void uffd_mem_teardown(struct uffd_mem *self)
+{
+	if (self->uffd >= 0)
+		close(self->uffd);
+	if (self->area != MAP_FAILED)
+		munmap(self->area, self->len);
+	free(self->src);
+	free(self->copy);
+	close(sig_pipe[0]);
+	close(sig_pipe[1]);
+	sig_pipe[0] = sig_pipe[1] = -1;
+}
+
+FIXTURE(uffd)
+{
+	struct uffd_mem m;
+};
+
+FIXTURE_SETUP(uffd)
+{
+	uffd_mem_setup(_metadata, &self->m, 1);
+}
+
+FIXTURE_TEARDOWN(uffd)
+{
+	uffd_mem_teardown(&self->m);
+}
+
+/* Reads the next fault message and checks that it is for @page. */
+#define EXPECT_FAULT_AT(uffd, page, msgp) do { \
+	int __ret = uffd_read_msg(uffd, msgp, WAIT_MS); \
+	ASSERT_EQ(0, __ret) TH_LOG("no fault message: %s", strerror(-__ret)); \
+	ASSERT_EQ((unsigned long)(page), msg_page(msgp)); \
+} while (0)
+
+/*
+ * The basic round trip: a thread faults on a registered page, the monitor
+ * reads the message and resolves it with UFFDIO_COPY, the thread sees the
+ * data.
+ */
+TEST_F(uffd, copy_resolves_fault)
+{
+	struct reader r = { self->m.area, self->m.len, self->m.copy };
+	struct uffd_msg msg;
+	pthread_t t;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &r));
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	ASSERT_EQ(0, r.sigbus);
+	ASSERT_EQ(0, memcmp(self->m.copy, self->m.src, self->m.len));
+}
+
+/*
+ * Claim (b), user faults: every UFFDIO_WAKE without a resolution makes the
+ * fault return VM_FAULT_RETRY, and the arch loop retries it once more,
+ * without bound: NR_WAKES wakes give NR_WAKES + 1 messages and no SIGBUS.
+ * (Before 5.7 the second attempt, without ALLOW_RETRY, got SIGBUS.)
+ */
+TEST_F(uffd, retry_many)
+{
+	struct reader r = { self->m.area, self->m.len, self->m.copy };
+	struct uffd_msg msg;
+	int i, msgs = 0;
+	pthread_t t;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &r));
+	for (i = 0; i < NR_WAKES; i++) {
+		EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+		msgs++;
+		ASSERT_EQ(0, uffd_wake(self->m.uffd, (unsigned long)self->m.area, page_size));
+	}
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	msgs++;
+	ASSERT_EQ(NR_WAKES + 1, msgs);
+	ASSERT_EQ(0, atomic_load(&nr_sigbus));
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	ASSERT_EQ(0, r.sigbus);
+	ASSERT_EQ(0, memcmp(self->m.copy, self->m.src, self->m.len));
+}
+
+/*
+ * Claim (b), GUP without a lock held by the caller: a shared FUTEX_WAKE on
+ * missing memory faults the futex word in through get_user_pages_fast(),
+ * whose slow path runs __get_user_pages_locked() with FOLL_UNLOCKABLE and
+ * retries without bound.
+ */
+static void *futex_wake_thread(void *arg)
+{
+	long ret = syscall(SYS_futex, arg, FUTEX_WAKE, 1, NULL, NULL, 0);
+
+	return (void *)ret;
+}
+
+TEST_F(uffd, gup_fast_fallback_retry_many)
+{
+	struct uffd_msg msg;
+	void *ret = (void *)-1L;
+	pthread_t t;
+	int i;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, futex_wake_thread, self->m.area));
+	for (i = 0; i < NR_WAKES; i++) {
+		EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+		/* FOLL_WRITE: the fault came from the futex, not a user read. */
+		ASSERT_NE(0, msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		ASSERT_EQ(0, uffd_wake(self->m.uffd, (unsigned long)self->m.area, page_size));
+	}
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, -pthread_timedjoin_np(t, &ret, &(struct timespec){ time(NULL) + 5, 0 }));
+	ASSERT_EQ(0, (long)ret);
+	ASSERT_EQ(0, memcmp(self->m.area, self->m.src, self->m.len));
+}
+
+/*
+ * Kernel-mode faults: write() to a pipe from missing memory faults inside
+ * copy_from_user(). With a handled, non-fatal signal pending the fault must
+ * keep sleeping until it is resolved, not spin. Measured as the writer's CPU
+ * time over one second of wall time. Stock 6.12 spins: FAULT_FLAG_DEFAULT has
+ * FAULT_FLAG_INTERRUPTIBLE, so handle_userfault() returns VM_FAULT_RETRY at
+ * once, and fault_signal_pending() only stops kernel-mode faults for fatal
+ * signals, so the arch loop retries at once, again and again.
+ */
+struct pipe_writer {
+	int fd;
+	const void *buf;
+	size_t len;
+	ssize_t ret;
+};
+
+static void *pipe_writer_thread(void *arg)
+{
+	struct pipe_writer *w = arg;
+
+	w->ret = write(w->fd, w->buf, w->len);
+	return NULL;
+}
+
+TEST_F(uffd, kernel_mode_signal_sleeps)
+{
+	struct pipe_writer w = { .buf = self->m.area, .len = self->m.len };
+	struct timespec c0, c1;
+	struct uffd_msg msg;
+	double w0, w1, cpu;
+	clockid_t clk;
+	int pfd[2];
+	pthread_t t;
+
+	ASSERT_EQ(0, install_sigusr1(SA_RESTART));
+	ASSERT_EQ(0, pipe(pfd));
+	w.fd = pfd[1];
+	ASSERT_EQ(0, pthread_create(&t, NULL, pipe_writer_thread, &w));
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, pthread_getcpuclockid(t, &clk));
+	ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
+	ASSERT_EQ(0, clock_gettime(clk, &c0));
+	w0 = now_s();
+	usleep(1000 * 1000);
+	ASSERT_EQ(0, clock_gettime(clk, &c1));
+	w1 = now_s();
+	cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+	TH_LOG("blocked writer used %.3f s of CPU in %.3f s", cpu, w1 - w0);
+	/* Resolve first, so that a spinning writer is released either way. */
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	EXPECT_LT(cpu, 0.1 * (w1 - w0));
+	ASSERT_EQ((ssize_t)self->m.len, w.ret);
+	ASSERT_EQ((ssize_t)self->m.len, read(pfd[0], self->m.copy, self->m.len));
+	ASSERT_EQ(0, memcmp(self->m.copy, self->m.src, self->m.len));
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/*
+ * Claim (a), handlers: a thread blocked in a user-mode fault runs its
+ * SIGUSR1 handler before the fault is resolved (the handler writes to a
+ * pipe that the monitor reads before resolving), then faults again (a new
+ * message), and completes once resolved. With and without SA_RESTART.
+ */
+FIXTURE(uffd_signal)
+{
+	struct uffd_mem m;
+};
+
+FIXTURE_VARIANT(uffd_signal)
+{
+	int sa_flags;
+};
+
+FIXTURE_VARIANT_ADD(uffd_signal, sa_restart)
+{
+	.sa_flags = SA_RESTART,
+};
+
+FIXTURE_VARIANT_ADD(uffd_signal, no_sa_restart)
+{
+	.sa_flags = 0,
+};
+
+FIXTURE_SETUP(uffd_signal)
+{
+	uffd_mem_setup(_metadata, &self->m, 1);
+}
+
+FIXTURE_TEARDOWN(uffd_signal)
+{
+	uffd_mem_teardown(&self->m);
+}
+
+TEST_F(uffd_signal, signal_handler_runs_during_fault)
+{
+	struct reader r = { self->m.area, self->m.len, self->m.copy };
+	struct pollfd pfd = { .fd = sig_pipe[0], .events = POLLIN };
+	struct uffd_msg msg;
+	pthread_t t;
+	char c;
+
+	ASSERT_EQ(0, install_sigusr1(variant->sa_flags));
+	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &r));
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
+	/* The handler ran while the page is still missing. */
+	ASSERT_EQ(1, poll(&pfd, 1, WAIT_MS)) TH_LOG("the handler did not run");
+	ASSERT_EQ(1, read(sig_pipe[0], &c, 1));
+	/* Back from the handler, the access faults and waits again. */
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	ASSERT_EQ(0, r.sigbus);
+	ASSERT_EQ(1, atomic_load(&nr_sigusr1));
+	ASSERT_EQ(0, memcmp(self->m.copy, self->m.src, self->m.len));
+}
+
+/* ---- cases with separate processes ---- */
+
+FIXTURE(proc)
+{
+	struct child target;
+	pid_t other;
+	unsigned char *src;
+};
+
+FIXTURE_SETUP(proc)
+{
+	page_size = sysconf(_SC_PAGESIZE);
+	self->target.pid = -1;
+	self->target.uffd = self->target.sock = -1;
+	self->other = -1;
+	self->src = malloc(page_size);
+	ASSERT_NE(NULL, self->src);
+	fill_pattern(self->src, page_size);
+}
+
+FIXTURE_TEARDOWN(proc)
+{
+	int status;
+
+	if (self->other > 0) {
+		kill(self->other, SIGKILL);
+		waitpid(self->other, &status, 0);
+	}
+	stop_child(&self->target);
+	free(self->src);
+}
+
+#define START_CHILD(ch, mode) do { \
+	int __u = uffd_open(); \
+	if (__u == -ENOSYS) \
+		SKIP(return, "userfaultfd is not configured in this kernel"); \
+	if (__u >= 0) \
+		close(__u); \
+	ASSERT_EQ(0, start_child(ch, mode)) TH_LOG("cannot start the child"); \
+} while (0)
+
+/* The child's exit within WAIT_MS, with status 0 (it saw the right bytes). */
+#define EXPECT_CHILD_OK(ch) do { \
+	int __st; \
+	ASSERT_EQ(0, wait_within((ch)->pid, &__st, __WALL, WAIT_MS)) \
+		TH_LOG("the child did not finish after the resolution"); \
+	(ch)->pid = -1; \
+	ASSERT_TRUE(WIFEXITED(__st)) TH_LOG("child status %#x", __st); \
+	ASSERT_EQ(0, WEXITSTATUS(__st)); \
+} while (0)
+
+/*
+ * Claim (a), job control: a process blocked in a user-mode fault stops on
+ * SIGSTOP (state T within a second), faults again after SIGCONT, and
+ * completes once resolved.
+ */
+TEST_F(proc, sigstop_sigcont)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+	double end;
+	char st = 0;
+
+	START_CHILD(ch, CHILD_TOUCH);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, kill(ch->pid, SIGSTOP));
+	for (end = now_s() + 1; now_s() < end; usleep(1000)) {
+		st = proc_state(ch->pid);
+		if (st == 'T')
+			break;
+	}
+	ASSERT_EQ('T', st) TH_LOG("state %c one second after SIGSTOP", st ? st : '?');
+	ASSERT_EQ(0, kill(ch->pid, SIGCONT));
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, uffd_copy(ch->uffd, ch->addr, self->src, page_size));
+	EXPECT_CHILD_OK(ch);
+}
+
+/*
+ * Claim (a), debuggers: PTRACE_SEIZE + PTRACE_INTERRUPT stop a process
+ * blocked in a user-mode fault; its registers can be read; after
+ * PTRACE_DETACH it faults again and completes once resolved.
+ */
+TEST_F(proc, ptrace_interrupt)
+{
+	struct child *ch = &self->target;
+	unsigned char regs[4096];
+	struct iovec iov = { .iov_base = regs, .iov_len = sizeof(regs) };
+	struct uffd_msg msg;
+	int status;
+
+	START_CHILD(ch, CHILD_TOUCH);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, ptrace(PTRACE_SEIZE, ch->pid, 0, 0));
+	ASSERT_EQ(0, ptrace(PTRACE_INTERRUPT, ch->pid, 0, 0));
+	ASSERT_EQ(0, wait_within(ch->pid, &status, __WALL, WAIT_MS))
+		TH_LOG("PTRACE_INTERRUPT did not stop the faulting process");
+	ASSERT_TRUE(WIFSTOPPED(status));
+	ASSERT_EQ(PTRACE_EVENT_STOP, status >> 16);
+	if (ptrace(PTRACE_GETREGSET, ch->pid, (void *)NT_PRSTATUS, &iov) == 0) {
+		ASSERT_LT(0, iov.iov_len);
+	} else {
+		/* No regsets (um): read the first word of struct user. */
+		errno = 0;
+		ptrace(PTRACE_PEEKUSER, ch->pid, 0, 0);
+		ASSERT_EQ(0, errno) TH_LOG("cannot read the registers: %s", strerror(errno));
+	}
+	ASSERT_EQ(0, ptrace(PTRACE_DETACH, ch->pid, 0, 0));
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, uffd_copy(ch->uffd, ch->addr, self->src, page_size));
+	EXPECT_CHILD_OK(ch);
+}
+
+#define EXPECT_KILLED_PROMPTLY(pid) do { \
+	int __st; \
+	ASSERT_EQ(0, kill(pid, SIGKILL)); \
+	ASSERT_EQ(0, wait_within(pid, &__st, __WALL, 2000)) \
+		TH_LOG("SIGKILL did not end the blocked process within 2 s"); \
+	ASSERT_TRUE(WIFSIGNALED(__st)); \
+	ASSERT_EQ(SIGKILL, WTERMSIG(__st)); \
+} while (0)
+
+/* SIGKILL ends a process blocked in a user-mode fault promptly. */
+TEST_F(proc, sigkill_user_fault)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+
+	START_CHILD(ch, CHILD_TOUCH);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	EXPECT_KILLED_PROMPTLY(ch->pid);
+	ch->pid = -1;
+}
+
+/* Reads @len bytes at @addr of process @pid: pin_user_pages_remote(). */
+static ssize_t remote_read(pid_t pid, unsigned long addr, void *buf, size_t len)
+{
+	struct iovec local = { .iov_base = buf, .iov_len = len };
+	struct iovec remote = { .iov_base = (void *)addr, .iov_len = len };
+
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}
+
+/*
+ * SIGKILL ends a process blocked in GUP promptly: it reads another
+ * process's missing memory with process_vm_readv() and waits in
+ * handle_userfault() with FAULT_FLAG_KILLABLE.
+ */
+TEST_F(proc, sigkill_gup)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+
+	START_CHILD(ch, CHILD_IDLE);
+	self->other = fork();
+	ASSERT_LE(0, self->other);
+	if (self->other == 0) {
+		unsigned char *buf = malloc(page_size);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(remote_read(ch->pid, ch->addr, buf, page_size) == page_size ? 0 : 1);
+	}
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	EXPECT_KILLED_PROMPTLY(self->other);
+	self->other = -1;
+}
+
+struct remote_reader {
+	pid_t pid;
+	unsigned long addr;
+	unsigned char *buf;
+	ssize_t ret;
+	int err;
+};
+
+static void *remote_reader_thread(void *arg)
+{
+	struct remote_reader *r = arg;
+
+	r->ret = remote_read(r->pid, r->addr, r->buf, page_size);
+	r->err = errno;
+	return NULL;
+}
+
+/*
+ * Claim (b), GUP with the caller's lock: process_vm_readv() of missing
+ * memory is pin_user_pages_remote() with a "locked" pointer, so each wake
+ * without resolution retries the fault: NR_WAKES + 1 messages, then the
+ * right data after UFFDIO_COPY.
+ */
+TEST_F(proc, gup_remote_retry_many)
+{
+	struct child *ch = &self->target;
+	struct remote_reader r = { .ret = -1 };
+	struct uffd_msg msg;
+	pthread_t t;
+	int i;
+
+	START_CHILD(ch, CHILD_IDLE);
+	r.pid = ch->pid;
+	r.addr = ch->addr;
+	r.buf = calloc(1, page_size);
+	ASSERT_NE(NULL, r.buf);
+	ASSERT_EQ(0, pthread_create(&t, NULL, remote_reader_thread, &r));
+	for (i = 0; i < NR_WAKES; i++) {
+		EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+		ASSERT_EQ(0, uffd_wake(ch->uffd, ch->addr, page_size));
+	}
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, uffd_copy(ch->uffd, ch->addr, self->src, page_size));
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	ASSERT_EQ(page_size, r.ret) TH_LOG("process_vm_readv: %s", strerror(r.err));
+	ASSERT_EQ(0, memcmp(r.buf, self->src, page_size));
+	free(r.buf);
+}
+
+/*
+ * GUP without retry: /proc/PID/mem goes through access_remote_vm() and
+ * get_user_pages_remote() without a "locked" pointer, so the fault has no
+ * FAULT_FLAG_ALLOW_RETRY and handle_userfault() cannot wait: it returns
+ * VM_FAULT_SIGBUS before queueing a message, and the read fails with EIO at
+ * once. This asserts the 6.12 behaviour.
+ */
+TEST_F(proc, gup_remote_no_retry)
+{
+	struct child *ch = &self->target;
+	unsigned char *buf = malloc(page_size);
+	struct uffd_msg msg;
+	char path[64];
+	double t0, dt;
+	ssize_t r;
+	int fd, err;
+
+	ASSERT_NE(NULL, buf);
+	START_CHILD(ch, CHILD_IDLE);
+	snprintf(path, sizeof(path), "/proc/%d/mem", ch->pid);
+	fd = open(path, O_RDONLY);
+	ASSERT_LE(0, fd);
+	t0 = now_s();
+	r = pread(fd, buf, page_size, ch->addr);
+	err = errno;
+	dt = now_s() - t0;
+	close(fd);
+	ASSERT_EQ(-1, r);
+	ASSERT_EQ(EIO, err) TH_LOG("read: %s", strerror(err));
+	ASSERT_GT(1.0, dt);
+	ASSERT_EQ(-ETIMEDOUT, uffd_read_msg(ch->uffd, &msg, 200))
+		TH_LOG("a fault message was queued");
+	free(buf);
+}
+
+/* ---- storm ---- */
+
+#define STORM_THREADS 4
+#define STORM_PAGES_PER_THREAD 16
+#define STORM_PAGES (STORM_THREADS * STORM_PAGES_PER_THREAD)
+#define STORM_SECONDS 60
+
+struct storm_thread {
+	pthread_t t;
+	const volatile unsigned char *base;	/* its first page */
+	size_t len;
+	size_t offset;				/* of base in the area */
+	atomic_int done;
+	int bad;
+};
+
+static void *storm_thread(void *arg)
+{
+	struct storm_thread *s = arg;
+
+	for (size_t i = 0; i < s->len; i++)
+		if (s->base[i] != pattern(s->offset + i))
+			s->bad++;
+	atomic_store(&s->done, 1);
+	return NULL;
+}
+
+FIXTURE(storm)
+{
+	struct uffd_mem m;
+};
+
+FIXTURE_SETUP(storm)
+{
+	uffd_mem_setup(_metadata, &self->m, STORM_PAGES);
+}
+
+FIXTURE_TEARDOWN(storm)
+{
+	uffd_mem_teardown(&self->m);
+}
+
+/*
+ * Several threads fault on many pages. The monitor resolves the faults in
+ * random order, with random extra wakes and bursts of SIGUSR1. Every byte
+ * is checked, every thread finishes, within a bounded time.
+ */
+TEST_F_TIMEOUT(storm, storm, STORM_SECONDS + 30)
+{
+	struct storm_thread th[STORM_THREADS] = { 0 };
+	unsigned char pending[STORM_PAGES] = { 0 }, resolved[STORM_PAGES] = { 0 };
+	unsigned int seed = (unsigned int)time(NULL) ^ getpid();
+	int i, nr_done = 0, wakes = 0, bursts = 0, copies = 0;
+	double deadline = now_s() + STORM_SECONDS;
+
+	TH_LOG("seed %u", seed);
+	ASSERT_EQ(0, install_sigusr1(SA_RESTART));
+	for (i = 0; i < STORM_THREADS; i++) {
+		th[i].offset = (size_t)i * STORM_PAGES_PER_THREAD * page_size;
+		th[i].base = self->m.area + th[i].offset;
+		th[i].len = STORM_PAGES_PER_THREAD * page_size;
+		ASSERT_EQ(0, pthread_create(&th[i].t, NULL, storm_thread, &th[i]));
+	}
+	while (nr_done < STORM_THREADS && now_s() < deadline) {
+		struct uffd_msg msg;
+		int p, n = 0, pick[STORM_PAGES];
+
+		while (uffd_read_msg(self->m.uffd, &msg, n ? 0 : 10) == 0) {
+			p = (msg_page(&msg) - (unsigned long)self->m.area) / page_size;
+			ASSERT_LE(0, p);
+			ASSERT_GT(STORM_PAGES, p);
+			pending[p] = 1;
+			n++;
+		}
+		for (p = 0, n = 0; p < STORM_PAGES; p++)
+			if (pending[p])
+				pick[n++] = p;
+		if (n) {
+			unsigned long dst;
+			int r = rand_r(&seed) % 4;
+
+			p = pick[rand_r(&seed) % n];
+			dst = (unsigned long)self->m.area + p * page_size;
+			if (r < 2) {
+				int ret = uffd_copy(self->m.uffd, dst, self->m.src + p * page_size, page_size);
+
+				ASSERT_TRUE(ret == 0 || ret == -EEXIST) TH_LOG("copy: %s", strerror(-ret));
+				pending[p] = 0;
+				resolved[p] = 1;
+				copies++;
+			} else if (r == 2) {
+				ASSERT_EQ(0, uffd_wake(self->m.uffd, dst, page_size));
+				wakes++;
+			} else {
+				for (i = 0; i < STORM_THREADS; i++)
+					if (!atomic_load(&th[i].done))
+						pthread_kill(th[i].t, SIGUSR1);
+				bursts++;
+			}
+		}
+		for (i = 0, nr_done = 0; i < STORM_THREADS; i++)
+			nr_done += atomic_load(&th[i].done);
+	}
+	TH_LOG("%d copies, %d extra wakes, %d signal bursts, %d handlers ran",
+	       copies, wakes, bursts, atomic_load(&nr_sigusr1));
+	/* Release whatever is left, so that every thread can be joined. */
+	for (i = 0; i < STORM_PAGES; i++)
+		if (!resolved[i])
+			uffd_copy(self->m.uffd, (unsigned long)self->m.area + i * page_size,
+				  self->m.src + i * page_size, page_size);
+	for (i = 0; i < STORM_THREADS; i++)
+		ASSERT_EQ(0, join_within(th[i].t, WAIT_MS)) TH_LOG("thread %d is lost", i);
+	ASSERT_EQ(STORM_THREADS, nr_done) TH_LOG("not done in %d s", STORM_SECONDS);
+	for (i = 0; i < STORM_THREADS; i++) {
+		int bad = th[i].bad;
+
+		ASSERT_EQ(0, bad) TH_LOG("thread %d saw %d wrong bytes", i, bad);
+	}
+}
+
+TEST_HARNESS_MAIN
