@@ -1,0 +1,48 @@
+# SPDX-License-Identifier: GPL-2.0
+# The workbench's entry points. Everything it makes goes to build/.
+#
+#   make run        set up, build x86_64, boot it, run the tests, short summary
+#   make check      the same on x86_64, arm64, riscv64 and um; table and
+#                   "N passed, N failed"; non-zero exit on any failure
+#
+#   make setup      install the toolchain (idempotent)
+#   make tree       assemble build/src: base + overlay + patches/series
+#   make build      build one kernel and its initramfs (ARCH=, VARIANT=)
+#   make boot       build, boot and judge one kernel (ARCH=, VARIANT=)
+#   make refresh-patches   write build/src's commits back to patches/
+#   make clean      remove builds, logs and results (keeps the unpacked base)
+#   make distclean  remove build/ entirely
+
+ARCH ?= x86_64
+VARIANT ?=
+WB := workbench
+TARGET := $(ARCH)$(if $(VARIANT),-$(VARIANT))
+
+.PHONY: run check setup tree build boot refresh-patches clean distclean
+
+run:
+	@$(WB)/check.sh --show x86_64
+
+check:
+	@$(WB)/check.sh
+
+setup:
+	@$(WB)/setup.sh
+
+tree: setup
+	@$(WB)/assemble.sh
+
+build: tree
+	@$(WB)/build.sh $(ARCH) $(VARIANT)
+
+boot:
+	@$(WB)/check.sh $(TARGET)
+
+refresh-patches:
+	@$(WB)/refresh-patches.sh
+
+clean:
+	rm -rf build/out build/logs build/results
+
+distclean:
+	rm -rf build
