@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory management: address spaces, their locks, page faults and GUP.
+//!
+//! This module follows the design (names and invariants) of the upstream Rust mm abstractions
+//! that later kernels have, so that it can be rebased onto them:
+//!
+//! - [`Mm`] is an address space kept alive by an `mmgrab` refcount, [`MmWithUser`] one whose
+//!   users count (`mm_users`) is non-zero, kept by an `mmget` refcount.
+//! - [`MmapReadGuard`] owns the mmap read lock, [`VmaReadGuard`] the per-VMA read lock of one
+//!   VMA. Both are `!Send`: the lock must be released by the thread that took it.
+//! - [`virt::VmaRef`] is a VMA that may be used while one of those locks is held.
+//!
+//! On top of them, [`fault`] wraps `handle_mm_fault()` and [`gup`] the get/pin_user_pages
+//! family. Both encode in their types when the C side drops a lock: a call that may release the
+//! lock takes the guard by value and gives it back only if the lock is still held.
+//!
+//! C headers: [`include/linux/mm.h`](srctree/include/linux/mm.h),
+//! [`include/linux/mmap_lock.h`](srctree/include/linux/mmap_lock.h),
+//! [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h).
+
+use crate::{
+    bindings,
+    error::{to_result, Result},
+    types::{ARef, AlwaysRefCounted, Opaque},
+};
+use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
+
+pub mod fault;
+pub mod gup;
+pub mod virt;
+
+use virt::VmaRef;
+
+/// An address space (`struct mm_struct`) kept alive by an `mmgrab` refcount.
+///
+/// An [`Mm`] may have no users left (its `mm_users` may be zero), in which case its page tables
+/// and VMAs are gone. Use [`Mm::mmget_not_zero`] to get an [`MmWithUser`], on which the address
+/// space can be locked and used.
+///
+/// The `ARef<Mm>` smart pointer holds an `mmgrab` refcount. Its destructor may sleep.
+///
+/// # Invariants
+///
+/// Values of this type are always refcounted using `mmgrab`.
+#[repr(transparent)]
+pub struct Mm {
+    mm: Opaque<bindings::mm_struct>,
+}
+
+// SAFETY: It is safe to call `mmdrop` on another thread than where `mmgrab` was called.
+unsafe impl Send for Mm {}
+// SAFETY: All methods on `Mm` can be called in parallel from several threads.
+unsafe impl Sync for Mm {}
+
+// SAFETY: By the type invariants, this type is always refcounted.
+unsafe impl AlwaysRefCounted for Mm {
+    fn inc_ref(&self) {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        unsafe { bindings::mmgrab(self.as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller is giving up their refcount.
+        unsafe { bindings::mmdrop(obj.cast().as_ptr()) };
+    }
+}
+
+/// An address space whose `mm_users` is non-zero, kept alive by an `mmget` refcount.
+///
+/// The address space of a task is of this type for as long as the task runs: its page tables
+/// and VMAs exist, and it can be locked with [`MmWithUser::mmap_read_lock`] or searched with
+/// [`MmWithUser::lock_vma_under_rcu`].
+///
+/// The `ARef<MmWithUser>` smart pointer holds an `mmget` refcount. Its destructor may sleep
+/// (the last `mmput` tears down the address space).
+///
+/// # Invariants
+///
+/// Values of this type are always refcounted using `mmget`. The value of `mm_users` is non-zero.
+#[repr(transparent)]
+pub struct MmWithUser {
+    mm: Mm,
+}
+
+// SAFETY: It is safe to call `mmput` on another thread than where `mmget` was called.
+unsafe impl Send for MmWithUser {}
+// SAFETY: All methods on `MmWithUser` can be called in parallel from several threads.
+unsafe impl Sync for MmWithUser {}
+
+// SAFETY: By the type invariants, this type is always refcounted.
+unsafe impl AlwaysRefCounted for MmWithUser {
+    fn inc_ref(&self) {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        unsafe { bindings::mmget(self.as_raw()) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller is giving up their refcount.
+        unsafe { bindings::mmput(obj.cast().as_ptr()) };
+    }
+}
+
+// Make all `Mm` methods available on `MmWithUser`.
+impl Deref for MmWithUser {
+    type Target = Mm;
+
+    #[inline]
+    fn deref(&self) -> &Mm {
+        &self.mm
+    }
+}
+
+impl Mm {
+    /// Returns a raw pointer to the inner `mm_struct`.
+    #[inline]
+    pub fn as_raw(&self) -> *mut bindings::mm_struct {
+        self.mm.get()
+    }
+
+    /// Obtain a reference from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// The caller must ensure that `ptr` points at an `mm_struct`, and that it is not
+    /// deallocated during the lifetime `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a Mm {
+        // SAFETY: Caller promises that the pointer is valid for 'a. Layouts are compatible due
+        // to `repr(transparent)`.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Calls `mmget_not_zero` and returns a handle if it succeeds.
+    #[inline]
+    pub fn mmget_not_zero(&self) -> Option<ARef<MmWithUser>> {
+        // SAFETY: The pointer is valid since `self` is a reference.
+        let success = unsafe { bindings::mmget_not_zero(self.as_raw()) };
+
+        if success {
+            // SAFETY: We just created an `mmget` refcount.
+            Some(unsafe { ARef::from_raw(NonNull::new_unchecked(self.as_raw().cast())) })
+        } else {
+            None
+        }
+    }
+}
+
+impl MmWithUser {
+    /// Obtain a reference from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// The caller must ensure that `ptr` points at an `mm_struct`, and that `mm_users` remains
+    /// non-zero for the duration of the lifetime `'a`.
+    #[inline]
+    pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a MmWithUser {
+        // SAFETY: Caller promises that the pointer is valid for 'a. The layout is compatible due
+        // to `repr(transparent)`.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Takes over an `mmget` refcount that the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point at an `mm_struct` on which the caller owns an `mmget` refcount (as
+    /// returned by `get_task_mm` for example), which is transferred to the returned value.
+    #[inline]
+    pub unsafe fn from_raw_mmget(ptr: NonNull<bindings::mm_struct>) -> ARef<MmWithUser> {
+        // SAFETY: The caller transfers an `mmget` refcount; the layouts are compatible.
+        unsafe { ARef::from_raw(ptr.cast()) }
+    }
+
+    /// Calls `f` with the address space of the current task, or returns `None` if the task has
+    /// none (a kernel thread).
+    ///
+    /// The reference cannot escape `f`: the current task keeps its address space alive while
+    /// it runs, but not beyond.
+    #[inline]
+    pub fn with_current<R>(f: impl FnOnce(&MmWithUser) -> R) -> Option<R> {
+        // SAFETY: `get_current()` returns the running task, which is valid.
+        let mm = unsafe { (*bindings::get_current()).mm };
+        if mm.is_null() {
+            return None;
+        }
+        // SAFETY: Only the task itself changes its `mm` (exec, `kthread_use_mm`), which cannot
+        // happen while it runs `f`; until then the mm has users.
+        Some(f(unsafe { MmWithUser::from_raw(mm) }))
+    }
+
+    /// Lock the mmap read lock. May sleep.
+    #[inline]
+    pub fn mmap_read_lock(&self) -> MmapReadGuard<'_> {
+        // SAFETY: The pointer is valid since self is a reference.
+        unsafe { bindings::mmap_read_lock(self.as_raw()) };
+
+        // INVARIANT: We just acquired the read lock.
+        MmapReadGuard {
+            mm: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Lock the mmap read lock, or fail with `EINTR` if a fatal signal arrives while waiting.
+    /// May sleep.
+    #[inline]
+    pub fn mmap_read_lock_killable(&self) -> Result<MmapReadGuard<'_>> {
+        // SAFETY: The pointer is valid since self is a reference.
+        to_result(unsafe { bindings::mmap_read_lock_killable(self.as_raw()) })?;
+
+        // INVARIANT: We just acquired the read lock.
+        Ok(MmapReadGuard {
+            mm: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Try to lock the mmap read lock. Does not sleep.
+    #[inline]
+    pub fn mmap_read_trylock(&self) -> Option<MmapReadGuard<'_>> {
+        // SAFETY: The pointer is valid since self is a reference.
+        let success = unsafe { bindings::mmap_read_trylock(self.as_raw()) };
+
+        if success {
+            // INVARIANT: We just acquired the read lock.
+            Some(MmapReadGuard {
+                mm: self,
+                _not_send: PhantomData,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Attempt to take the per-VMA read lock of the VMA that contains `vma_addr`.
+    ///
+    /// This is an optimistic trylock under RCU: it fails if there is no VMA at that address or
+    /// on contention (for example a writer on the mmap lock). Then fall back to
+    /// [`MmWithUser::mmap_read_lock`]. Without `CONFIG_PER_VMA_LOCK` it always returns `None`.
+    /// Does not sleep.
+    #[inline]
+    pub fn lock_vma_under_rcu(&self, vma_addr: usize) -> Option<VmaReadGuard<'_>> {
+        #[cfg(CONFIG_PER_VMA_LOCK)]
+        {
+            // SAFETY: The pointer is valid since self is a reference. The returned VMA, if any,
+            // is read-locked.
+            let vma = unsafe { bindings::lock_vma_under_rcu(self.as_raw(), vma_addr) };
+
+            if !vma.is_null() {
+                return Some(VmaReadGuard {
+                    // SAFETY: We hold the VMA read lock: the VMA is valid until it is released,
+                    // which happens when the guard is dropped or consumed.
+                    vma: unsafe { VmaRef::from_raw(vma) },
+                    _not_send: PhantomData,
+                });
+            }
+        }
+
+        // Silence warnings about unused variables.
+        #[cfg(not(CONFIG_PER_VMA_LOCK))]
+        let _ = vma_addr;
+
+        None
+    }
+}
+
+/// A guard for the mmap read lock.
+///
+/// Dropping it releases the lock; that does not sleep. [`fault`] and [`gup`] functions that may
+/// release the lock take the guard by value and hand it back only when the lock is still held.
+///
+/// # Invariants
+///
+/// This `MmapReadGuard` guard owns the mmap read lock.
+pub struct MmapReadGuard<'a> {
+    mm: &'a MmWithUser,
+    // `mmap_read_lock` and `mmap_read_unlock` must be called on the same thread
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> MmapReadGuard<'a> {
+    /// The address space whose lock this guard owns.
+    #[inline]
+    pub fn mm(&self) -> &'a MmWithUser {
+        self.mm
+    }
+
+    /// Look up the VMA that contains `vma_addr`, if any.
+    ///
+    /// The returned reference borrows the guard, so it cannot outlive the lock.
+    #[inline]
+    pub fn vma_lookup(&self, vma_addr: usize) -> Option<&VmaRef> {
+        // SAFETY: We hold a reference to the mm, so the pointer must be valid. Any value is okay
+        // for `vma_addr`.
+        let vma = unsafe { bindings::vma_lookup(self.mm.as_raw(), vma_addr) };
+
+        if vma.is_null() {
+            None
+        } else {
+            // SAFETY: We just checked that a vma was found, so the pointer is valid.
+            // Furthermore, the returned vma is still under the protection of the read lock
+            // guard and can be used while the mmap read lock is still held. That the vma is not
+            // used after the MmapReadGuard gets dropped is enforced by the borrow-checker.
+            unsafe { Some(VmaRef::from_raw(vma)) }
+        }
+    }
+
+    /// Gives up the guard without releasing the lock, for a C function that releases it.
+    ///
+    /// # Safety
+    ///
+    /// The caller must make sure that the lock is released (or its ownership taken over)
+    /// by someone else.
+    #[inline]
+    pub(crate) unsafe fn into_raw(self) -> &'a MmWithUser {
+        let mm = self.mm;
+        core::mem::forget(self);
+        mm
+    }
+
+    /// Re-creates a guard for a lock that the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// The caller must own the mmap read lock of `mm` (for example a C function returned with
+    /// it held) and transfers that ownership to the guard.
+    #[inline]
+    pub(crate) unsafe fn from_locked(mm: &'a MmWithUser) -> Self {
+        // INVARIANT: The caller transfers the ownership of the read lock.
+        MmapReadGuard {
+            mm,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for MmapReadGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: We hold the read lock by the type invariants.
+        unsafe { bindings::mmap_read_unlock(self.mm.as_raw()) };
+    }
+}
+
+/// A guard for the per-VMA read lock of one VMA.
+///
+/// Dropping it releases the lock; that does not sleep.
+///
+/// # Invariants
+///
+/// This `VmaReadGuard` guard owns the VMA read lock of `vma`.
+pub struct VmaReadGuard<'a> {
+    vma: &'a VmaRef,
+    // `vma_end_read` must be called on the same thread as where the lock was taken
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> VmaReadGuard<'a> {
+    /// Gives up the guard without releasing the lock, for a C function that releases it.
+    ///
+    /// # Safety
+    ///
+    /// The caller must make sure that the lock is released by someone else.
+    #[inline]
+    pub(crate) unsafe fn into_raw(self) -> &'a VmaRef {
+        let vma = self.vma;
+        core::mem::forget(self);
+        vma
+    }
+
+    /// Re-creates a guard for a VMA read lock that the caller owns.
+    ///
+    /// # Safety
+    ///
+    /// The caller must own the VMA read lock of `vma` and transfers it to the guard.
+    #[inline]
+    pub(crate) unsafe fn from_locked(vma: &'a VmaRef) -> Self {
+        // INVARIANT: The caller transfers the ownership of the read lock.
+        VmaReadGuard {
+            vma,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+// Make all `VmaRef` methods available on `VmaReadGuard`.
+impl Deref for VmaReadGuard<'_> {
+    type Target = VmaRef;
+
+    #[inline]
+    fn deref(&self) -> &VmaRef {
+        self.vma
+    }
+}
+
+impl Drop for VmaReadGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: We hold the read lock by the type invariants.
+        unsafe { bindings::vma_end_read(self.vma.as_ptr()) };
+    }
+}

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Get user pages (GUP): take references on, or pin, the pages of a user address range.
+//!
+//! The C functions with a `locked` argument (`get_user_pages_remote()`,
+//! `pin_user_pages_remote()`) are entered with the mmap read lock held and may release it to
+//! wait for a fault, retry, and take it again. If waiting was interrupted by a fatal signal
+//! they return with the lock released and `*locked == 0`. Here that state is the
+//! [`MmapReadGuard`], taken by value and handed back in [`GupResult::lock`] only if the lock
+//! is still held.
+//!
+//! The `*_unlocked` variants take and release the lock of the current task's address space
+//! themselves.
+//!
+//! Pages are returned as [`Pages`], which own the references or pins and drop them when
+//! dropped. `kernel::page::Page` is not used for them: it frees its page when dropped.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h).
+
+use crate::{
+    alloc::{flags::GFP_KERNEL, KVec},
+    bindings,
+    error::{code::*, to_result, Error, Result},
+    mm::{
+        fault::{FaultFlag, FaultFlags},
+        MmapReadGuard,
+    },
+    page::{PAGE_MASK, PAGE_SIZE},
+};
+
+/// The most pages one call takes, so that the page array stays a modest allocation.
+pub const MAX_PAGES: usize = 1 << 16;
+
+/// One GUP flag (the external `FOLL_*` flags that the wrappers accept).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GupFlag {
+    /// `FOLL_WRITE`: the pages will be written to.
+    Write = bindings::FOLL_WRITE,
+    /// `FOLL_FORCE`: get the pages even if the VMA's permissions do not allow the access.
+    Force = bindings::FOLL_FORCE,
+    /// `FOLL_LONGTERM`: the pages will be held for an indefinite time.
+    Longterm = bindings::FOLL_LONGTERM,
+    /// `FOLL_INTERRUPTIBLE`: a fault may be interrupted by a non-fatal signal (then `EINTR`).
+    Interruptible = bindings::FOLL_INTERRUPTIBLE,
+}
+
+const GUP_KNOWN: u32 = GupFlag::Write as u32
+    | GupFlag::Force as u32
+    | GupFlag::Longterm as u32
+    | GupFlag::Interruptible as u32;
+
+/// A set of [`GupFlag`]s. Unknown and internal `FOLL_*` bits are refused with `EINVAL`.
+///
+/// # Invariants
+///
+/// Only bits of [`GupFlag`] are set.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::prelude::*;
+/// use kernel::mm::gup::{GupFlag, GupFlags};
+///
+/// let f = GupFlags::empty().with(GupFlag::Write);
+/// assert!(f.contains(GupFlag::Write) && !f.contains(GupFlag::Force));
+/// assert!(GupFlags::new(kernel::bindings::FOLL_NOWAIT).is_err());
+/// assert_eq!(GupFlags::new(f.bits()), Ok(f));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GupFlags(u32);
+
+impl GupFlags {
+    /// No flags: read access.
+    #[inline]
+    pub const fn empty() -> Self {
+        // INVARIANT: No bit set.
+        GupFlags(0)
+    }
+
+    /// Checks `bits` and builds a value from them.
+    #[inline]
+    pub const fn new(bits: u32) -> Result<Self> {
+        if bits & !GUP_KNOWN != 0 {
+            return Err(EINVAL);
+        }
+        // INVARIANT: Just checked.
+        Ok(GupFlags(bits))
+    }
+
+    /// The same flags plus `flag`.
+    #[inline]
+    pub const fn with(self, flag: GupFlag) -> Self {
+        // INVARIANT: `flag` is a `GupFlag`.
+        GupFlags(self.0 | flag as u32)
+    }
+
+    /// Whether `flag` is set.
+    #[inline]
+    pub const fn contains(self, flag: GupFlag) -> bool {
+        self.0 & flag as u32 != 0
+    }
+
+    /// The raw bits, for C.
+    #[inline]
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+/// Checks a range of `nr_pages` pages from `start` and returns its (exclusive) end.
+///
+/// `start` must be page aligned (`EINVAL`), `nr_pages` between 1 and [`MAX_PAGES`] (`EINVAL`),
+/// and the range must not wrap around the end of the address space (`EOVERFLOW`).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::prelude::*;
+/// use kernel::mm::gup::{check_range, MAX_PAGES};
+/// use kernel::page::PAGE_SIZE;
+///
+/// assert_eq!(check_range(0x10000, 2), Ok(0x10000 + 2 * PAGE_SIZE));
+/// assert_eq!(check_range(0x10001, 1), Err(EINVAL));
+/// assert_eq!(check_range(0x10000, 0), Err(EINVAL));
+/// assert_eq!(check_range(0x10000, MAX_PAGES + 1), Err(EINVAL));
+/// assert_eq!(check_range(usize::MAX & !(PAGE_SIZE - 1), 2), Err(EOVERFLOW));
+/// // The last page of the address space ends exactly at the top: that wraps too.
+/// assert_eq!(check_range(usize::MAX & !(PAGE_SIZE - 1), 1), Err(EOVERFLOW));
+/// ```
+pub fn check_range(start: usize, nr_pages: usize) -> Result<usize> {
+    if start & !PAGE_MASK != 0 || nr_pages == 0 || nr_pages > MAX_PAGES {
+        return Err(EINVAL);
+    }
+    nr_pages
+        .checked_mul(PAGE_SIZE)
+        .and_then(|len| start.checked_add(len))
+        .ok_or(EOVERFLOW)
+}
+
+/// References (`FOLL_GET`) or pins (`FOLL_PIN`) on user pages, dropped when this is dropped.
+///
+/// Dropping it may sleep only as much as `put_page()` and `unpin_user_pages()` may: it does
+/// not sleep for anonymous and page-cache pages, but the last reference of a page frees it.
+///
+/// # Invariants
+///
+/// The first `pages.len()` entries of `pages` are pages on which this value owns one reference
+/// (if `!pinned`) or one pin (if `pinned`).
+pub struct Pages {
+    pages: KVec<*mut bindings::page>,
+    pinned: bool,
+}
+
+// SAFETY: Page references and pins may be dropped on any thread.
+unsafe impl Send for Pages {}
+// SAFETY: The methods that take `&self` only read the pages.
+unsafe impl Sync for Pages {}
+
+impl Pages {
+    /// How many pages.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Whether there are none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Whether these are pins (`pin_user_pages*`) rather than references.
+    #[inline]
+    pub fn is_pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// Calls `f` with the contents of page `i` mapped, or returns `None` if `i` is out of range.
+    ///
+    /// The mapping is local to the thread and must not sleep.
+    pub fn with_page<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let page = *self.pages.get(i)?;
+        // SAFETY: By the type invariants `page` is a valid page on which we hold a reference or
+        // a pin, so it can be mapped.
+        let addr = unsafe { bindings::kmap_local_page(page) };
+        // SAFETY: `kmap_local_page` maps the whole page at `addr` until `kunmap_local`. Other
+        // threads may write to user pages, so the bytes may change under us: reading them as
+        // `u8` has no invalid values, and a torn read is the caller's concern.
+        let ret = f(unsafe { core::slice::from_raw_parts(addr.cast::<u8>(), PAGE_SIZE) });
+        // SAFETY: `addr` was returned by `kmap_local_page` above, and mappings are released in
+        // reverse order.
+        unsafe { bindings::kunmap_local(addr) };
+        Some(ret)
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        if self.pinned {
+            // SAFETY: By the type invariants we own a pin on each page of the array.
+            unsafe { bindings::unpin_user_pages(self.pages.as_mut_ptr(), self.pages.len()) };
+        } else {
+            for &page in self.pages.iter() {
+                // SAFETY: By the type invariants we own a reference on each page.
+                unsafe { bindings::put_page(page) };
+            }
+        }
+    }
+}
+
+/// The result of a GUP call that may release the mmap read lock.
+pub struct GupResult<'a> {
+    /// The pages that were taken: at least one, and at most as many as asked for. The errors:
+    /// `EINVAL` and `EOVERFLOW` for a bad range (see [`check_range`]), `ENOMEM`, `EFAULT` for
+    /// an address that is not mapped or an access that the mapping does not allow, `EINTR` if
+    /// a fatal signal (or any signal with [`GupFlag::Interruptible`]) ended a wait.
+    pub pages: Result<Pages>,
+    /// The lock, if it is still held. `None` after GUP had to release it and could not take
+    /// it again (a fatal signal).
+    pub lock: Option<MmapReadGuard<'a>>,
+}
+
+type RemoteFn = unsafe extern "C" fn(
+    *mut bindings::mm_struct,
+    usize,
+    usize,
+    u32,
+    *mut *mut bindings::page,
+    *mut crate::ffi::c_int,
+) -> isize;
+
+fn alloc_page_array(nr_pages: usize) -> Result<KVec<*mut bindings::page>> {
+    KVec::with_capacity(nr_pages, GFP_KERNEL).map_err(|_| ENOMEM)
+}
+
+/// Wraps the count or error returned by a GUP call, with `n` entries filled in.
+///
+/// # Safety
+///
+/// The first `ret` entries of `pages` (if `ret > 0`) must hold references or pins owned by the
+/// caller, as `pinned` says.
+unsafe fn gup_result(
+    mut pages: KVec<*mut bindings::page>,
+    ret: isize,
+    pinned: bool,
+) -> Result<Pages> {
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    if ret == 0 {
+        // Only `FOLL_NOWAIT` may return no page without an error; we never set it.
+        return Err(EFAULT);
+    }
+    // SAFETY: The C function filled in `ret <= capacity` entries.
+    unsafe { pages.set_len(ret as usize) };
+    // INVARIANT: As the caller guarantees.
+    Ok(Pages { pages, pinned })
+}
+
+fn remote<'a>(
+    lock: MmapReadGuard<'a>,
+    start: usize,
+    nr_pages: usize,
+    flags: GupFlags,
+    pin: bool,
+) -> GupResult<'a> {
+    let mut pages = match check_range(start, nr_pages).and_then(|_| alloc_page_array(nr_pages)) {
+        Ok(p) => p,
+        Err(e) => {
+            return GupResult {
+                pages: Err(e),
+                lock: Some(lock),
+            }
+        }
+    };
+    let f: RemoteFn = if pin {
+        bindings::pin_user_pages_remote
+    } else {
+        bindings::get_user_pages_remote
+    };
+    // SAFETY: GUP releases the lock and reports it in `locked`; we own it again below only if
+    // `locked` says it is held.
+    let mm = unsafe { lock.into_raw() };
+    let mut locked: crate::ffi::c_int = 1;
+    // SAFETY: `mm` has users and is read-locked by us (`locked == 1`); the array has room for
+    // `nr_pages` entries.
+    let ret = unsafe {
+        f(
+            mm.as_raw(),
+            start,
+            nr_pages,
+            flags.bits(),
+            pages.as_mut_ptr(),
+            &mut locked,
+        )
+    };
+    let lock = if locked != 0 {
+        // SAFETY: GUP returned with the lock held, and we owned it before the call.
+        Some(unsafe { MmapReadGuard::from_locked(mm) })
+    } else {
+        None
+    };
+    GupResult {
+        // SAFETY: GUP filled in `ret` entries, with references (`get_`) or pins (`pin_`).
+        pages: unsafe { gup_result(pages, ret, pin) },
+        lock,
+    }
+}
+
+/// `get_user_pages_remote()` with a `locked` state: takes a reference on each of the
+/// `nr_pages` pages from `start` (page aligned; the range ends exclusive at
+/// `start + nr_pages * PAGE_SIZE`) of the address space that `lock` read-locks.
+///
+/// Needs the mmap read lock, moved in. Faults are retried as often as needed (the lock is
+/// released while waiting). May sleep. Errors: see [`GupResult::pages`].
+pub fn get_user_pages_remote(
+    lock: MmapReadGuard<'_>,
+    start: usize,
+    nr_pages: usize,
+    flags: GupFlags,
+) -> GupResult<'_> {
+    remote(lock, start, nr_pages, flags, false)
+}
+
+/// `pin_user_pages_remote()` with a `locked` state: pins each of the `nr_pages` pages from
+/// `start` (page aligned; the range ends exclusive) of the address space that `lock`
+/// read-locks.
+///
+/// Needs the mmap read lock, moved in. Faults are retried as often as needed (the lock is
+/// released while waiting). May sleep. Errors: see [`GupResult::pages`].
+pub fn pin_user_pages_remote(
+    lock: MmapReadGuard<'_>,
+    start: usize,
+    nr_pages: usize,
+    flags: GupFlags,
+) -> GupResult<'_> {
+    remote(lock, start, nr_pages, flags, true)
+}
+
+type UnlockedFn = unsafe extern "C" fn(usize, usize, *mut *mut bindings::page, u32) -> isize;
+
+fn unlocked(start: usize, nr_pages: usize, flags: GupFlags, pin: bool) -> Result<Pages> {
+    check_range(start, nr_pages)?;
+    let mut pages = alloc_page_array(nr_pages)?;
+    let f: UnlockedFn = if pin {
+        bindings::pin_user_pages_unlocked
+    } else {
+        bindings::get_user_pages_unlocked
+    };
+    // SAFETY: The array has room for `nr_pages` entries; the function locks the current
+    // task's mm itself and must be called without that lock held, which the caller of the
+    // public functions guarantees as documented (a held guard would deadlock, not corrupt).
+    let ret = unsafe { f(start, nr_pages, pages.as_mut_ptr(), flags.bits()) };
+    // SAFETY: GUP filled in `ret` entries, with references (`get_`) or pins (`pin_`).
+    unsafe { gup_result(pages, ret, pin) }
+}
+
+/// `get_user_pages_unlocked()`: takes a reference on each of the `nr_pages` pages from `start`
+/// of the current task's address space.
+///
+/// It takes and releases the mmap read lock itself: the caller must not hold it. Faults are
+/// retried as often as needed. May sleep. Errors as for [`GupResult::pages`].
+pub fn get_user_pages_unlocked(start: usize, nr_pages: usize, flags: GupFlags) -> Result<Pages> {
+    unlocked(start, nr_pages, flags, false)
+}
+
+/// `pin_user_pages_unlocked()`: pins each of the `nr_pages` pages from `start` of the current
+/// task's address space.
+///
+/// It takes and releases the mmap read lock itself: the caller must not hold it. Faults are
+/// retried as often as needed. May sleep. Errors as for [`GupResult::pages`].
+pub fn pin_user_pages_unlocked(start: usize, nr_pages: usize, flags: GupFlags) -> Result<Pages> {
+    unlocked(start, nr_pages, flags, true)
+}
+
+/// Whether [`fixup_user_fault`] kept the mmap read lock all along.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relock {
+    /// The lock was held throughout.
+    Held,
+    /// The lock was released and taken again: every VMA looked up before may be gone.
+    Retaken,
+}
+
+/// `fixup_user_fault()`: resolves a fault at `address` of the address space that `guard`
+/// read-locks, as an access with `flags` would (e.g. [`FaultFlag::Write`]).
+///
+/// Faults are retried as often as needed; the lock may be released meanwhile, but it is held
+/// again on return, as the result says. Because the guard is borrowed mutably, no VMA
+/// reference from before the call can be used after it. May sleep.
+///
+/// `flags` may not contain `ALLOW_RETRY`, `RETRY_NOWAIT`, `TRIED`, `VMA_LOCK` (the function
+/// manages retries under the mmap lock) or `INTERRUPTIBLE` (it would retry at once, forever,
+/// while a non-fatal signal is pending): `EINVAL`. Other errors: `EFAULT` for an address that
+/// is not mapped or an access the mapping does not allow, `ENOMEM`, and `EINTR` if a fatal
+/// signal is pending.
+pub fn fixup_user_fault(
+    guard: &mut MmapReadGuard<'_>,
+    address: usize,
+    flags: FaultFlags,
+) -> Result<Relock> {
+    for f in [
+        FaultFlag::AllowRetry,
+        FaultFlag::RetryNowait,
+        FaultFlag::Tried,
+        FaultFlag::VmaLock,
+        FaultFlag::Interruptible,
+    ] {
+        if flags.contains(f) {
+            return Err(EINVAL);
+        }
+    }
+    let mut unlocked = false;
+    // SAFETY: We hold the mmap read lock of the mm with users (the guard), and the function
+    // returns with it held.
+    to_result(unsafe {
+        bindings::fixup_user_fault(guard.mm().as_raw(), address, flags.bits(), &mut unlocked)
+    })?;
+    Ok(if unlocked {
+        Relock::Retaken
+    } else {
+        Relock::Held
+    })
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Virtual memory areas.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
+
+use crate::{bindings, mm::MmWithUser, types::Opaque};
+
+/// A virtual memory area (`struct vm_area_struct`), usable while its address space's mmap read
+/// lock or its own per-VMA read lock is held.
+///
+/// References to a `VmaRef` are handed out by [`MmapReadGuard::vma_lookup`] and
+/// [`VmaReadGuard`], and borrow the guard, so that they cannot outlive the lock.
+///
+/// [`MmapReadGuard::vma_lookup`]: crate::mm::MmapReadGuard::vma_lookup
+/// [`VmaReadGuard`]: crate::mm::VmaReadGuard
+///
+/// # Invariants
+///
+/// The caller must hold the mmap read lock or the vma read lock.
+#[repr(transparent)]
+pub struct VmaRef {
+    vma: Opaque<bindings::vm_area_struct>,
+}
+
+impl VmaRef {
+    /// Access a virtual memory area given a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// Callers must ensure that `vma` is valid for the duration of 'a, and that the mmap or vma
+    /// read lock (or stronger) is held for at least the duration of 'a.
+    #[inline]
+    pub unsafe fn from_raw<'a>(vma: *const bindings::vm_area_struct) -> &'a Self {
+        // SAFETY: The caller ensures that the invariants are satisfied for the duration of 'a.
+        unsafe { &*vma.cast() }
+    }
+
+    /// Returns a raw pointer to this area.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut bindings::vm_area_struct {
+        self.vma.get()
+    }
+
+    /// Access the underlying `mm_struct`.
+    #[inline]
+    pub fn mm(&self) -> &MmWithUser {
+        // SAFETY: By the type invariants, this `vm_area_struct` is valid and we hold the mmap/vma
+        // read lock or stronger. This implies that the underlying mm has a non-zero value of
+        // `mm_users`.
+        unsafe { MmWithUser::from_raw((*self.as_ptr()).vm_mm) }
+    }
+
+    /// Returns the flags associated with the virtual memory area (`VM_READ`, `VM_WRITE`, ...).
+    #[inline]
+    pub fn flags(&self) -> bindings::vm_flags_t {
+        // SAFETY: By the type invariants, the caller holds at least the mmap read lock, so this
+        // access is not a data race.
+        unsafe { (*self.as_ptr()).__bindgen_anon_2.vm_flags }
+    }
+
+    /// Returns the (inclusive) start address of the virtual memory area.
+    #[inline]
+    pub fn start(&self) -> usize {
+        // SAFETY: By the type invariants, the caller holds at least the mmap read lock, so this
+        // access is not a data race.
+        unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_start }
+    }
+
+    /// Returns the (exclusive) end address of the virtual memory area.
+    #[inline]
+    pub fn end(&self) -> usize {
+        // SAFETY: By the type invariants, the caller holds at least the mmap read lock, so this
+        // access is not a data race.
+        unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_end }
+    }
+
+    /// Whether `addr` lies in `[start, end)` (the end is exclusive).
+    #[inline]
+    pub fn contains(&self, addr: usize) -> bool {
+        self.start() <= addr && addr < self.end()
+    }
+}
+
+/// The `VM_*` flags of a VMA.
+pub mod flags {
+    use crate::bindings;
+
+    /// No flags are set.
+    pub const NONE: bindings::vm_flags_t = bindings::VM_NONE as _;
+    /// Mapping allows reads.
+    pub const READ: bindings::vm_flags_t = bindings::VM_READ as _;
+    /// Mapping allows writes.
+    pub const WRITE: bindings::vm_flags_t = bindings::VM_WRITE as _;
+    /// Mapping allows execution.
+    pub const EXEC: bindings::vm_flags_t = bindings::VM_EXEC as _;
+    /// Mapping is shared.
+    pub const SHARED: bindings::vm_flags_t = bindings::VM_SHARED as _;
+    /// The stack grows down into this mapping.
+    pub const GROWSDOWN: bindings::vm_flags_t = bindings::VM_GROWSDOWN as _;
+    /// The mapping is registered with userfaultfd for missing pages.
+    pub const UFFD_MISSING: bindings::vm_flags_t = bindings::VM_UFFD_MISSING as _;
+}
