@@ -265,7 +265,9 @@ static int recv_fd(int sock, unsigned long *addr)
  * the pattern, 2 if not. IDLE: it waits until the parent closes the socket,
  * so that others can fault on its memory through GUP.
  */
-enum child_mode { CHILD_TOUCH, CHILD_IDLE };
+enum child_mode { CHILD_TOUCH, CHILD_IDLE, CHILD_PIN };
+
+static int gup_dev_pin_check(void *addr);
 
 struct child {
 	pid_t pid;
@@ -295,6 +297,8 @@ static void __attribute__((noreturn)) child_main(int sock, enum child_mode mode)
 			;
 		_exit(0);
 	}
+	if (mode == CHILD_PIN)
+		_exit(gup_dev_pin_check((void *)p) ? 2 : 0);
 	_exit(check_pattern(p, page_size) ? 2 : 0);
 }
 
@@ -1036,6 +1040,446 @@ TEST_F_TIMEOUT(storm, storm, STORM_SECONDS + 30)
 
 		ASSERT_EQ(0, bad) TH_LOG("thread %d saw %d wrong bytes", i, bad);
 	}
+}
+
+/* ---- the Rust GUP sample, /dev/fault_gup (samples/rust/rust_fault_gup.rs) ---- */
+
+struct fr_gup_req {
+	uint64_t addr;
+	uint64_t nr_pages;
+	uint64_t flags;
+	int64_t pid;
+	uint64_t checksum;
+	uint64_t done;
+};
+
+#define FR_GUP_PIN		_IOWR('f', 1, struct fr_gup_req)
+#define FR_GUP_PIN_REMOTE	_IOWR('f', 2, struct fr_gup_req)
+#define FR_GUP_FAULTIN		_IOWR('f', 3, struct fr_gup_req)
+#define FR_GUP_PINS		_IOR('f', 4, int64_t)
+#define FR_GUP_WRITE		1
+#define FR_GUP_INTERRUPTIBLE	2
+#define FR_GUP_GET		4
+#define FR_GUP_MAX_PAGES	(1UL << 16)
+#define FR_GUP_DEV		"/dev/fault_gup"
+
+static uint64_t fnv1a(const unsigned char *p, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* In a child: pins its own page through the sample; 0 if the hash is right. */
+static int gup_dev_pin_check(void *addr)
+{
+	struct fr_gup_req req = { .addr = (unsigned long)addr, .nr_pages = 1 };
+	unsigned char *want = malloc(page_size);
+	int fd = open(FR_GUP_DEV, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 || !want || ioctl(fd, FR_GUP_PIN, &req))
+		return -1;
+	fill_pattern(want, page_size);
+	return req.checksum == fnv1a(want, page_size) && req.done == 1 ? 0 : -1;
+}
+
+/* nr_foll_pin_acquired - nr_foll_pin_released, with the per-CPU deltas folded in. */
+static long pins_outstanding(void)
+{
+	long acq = -1, rel = -1, v;
+	char name[64];
+	FILE *f;
+	int fd;
+
+	fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			acq = -1;
+		close(fd);
+	}
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", name, &v) == 2) {
+		if (!strcmp(name, "nr_foll_pin_acquired"))
+			acq = v;
+		else if (!strcmp(name, "nr_foll_pin_released"))
+			rel = v;
+	}
+	fclose(f);
+	return acq < 0 || rel < 0 ? -1 : acq - rel;
+}
+
+struct gup_call {
+	int fd;
+	unsigned long cmd;
+	struct fr_gup_req req;
+	int ret;
+	int err;
+};
+
+static void *gup_call_thread(void *arg)
+{
+	struct gup_call *c = arg;
+
+	c->ret = ioctl(c->fd, c->cmd, &c->req);
+	c->err = errno;
+	return NULL;
+}
+
+FIXTURE(gup)
+{
+	struct uffd_mem m;
+	int dev;
+	long pins0;
+	struct child target;
+};
+
+FIXTURE_SETUP(gup)
+{
+	self->dev = -1;
+	self->target.pid = -1;
+	self->target.uffd = self->target.sock = -1;
+	uffd_mem_setup(_metadata, &self->m, 1);
+	self->dev = open(FR_GUP_DEV, O_RDWR | O_CLOEXEC);
+	if (self->dev < 0 && errno == ENOENT)
+		SKIP(return, "no %s: CONFIG_SAMPLE_RUST_FAULT_GUP is off", FR_GUP_DEV);
+	ASSERT_LE(0, self->dev) TH_LOG("open %s: %s", FR_GUP_DEV, strerror(errno));
+	self->pins0 = pins_outstanding();
+}
+
+FIXTURE_TEARDOWN(gup)
+{
+	stop_child(&self->target);
+	if (self->dev >= 0)
+		close(self->dev);
+	uffd_mem_teardown(&self->m);
+}
+
+/* No pin is left behind: the device holds none, and the kernel's counters balance. */
+#define EXPECT_NO_PIN_LEAK() do { \
+	int64_t __held = -1; \
+	ASSERT_EQ(0, ioctl(self->dev, FR_GUP_PINS, &__held)); \
+	ASSERT_EQ(0, __held); \
+	if (self->pins0 >= 0) \
+		ASSERT_EQ(self->pins0, pins_outstanding()); \
+} while (0)
+
+/*
+ * Drives one ioctl against the missing page at @page (of @uffd) in a thread:
+ * it must block (a message), survive NR_WAKES wakes (NR_WAKES + 1 messages),
+ * and finish after the resolution.
+ */
+static void gup_retry_many(struct __test_metadata *_metadata, int uffd,
+			   unsigned long page, const unsigned char *src,
+			   struct gup_call *c, int want_write)
+{
+	struct uffd_msg msg;
+	pthread_t t;
+	int i;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, gup_call_thread, c));
+	for (i = 0; i < NR_WAKES; i++) {
+		EXPECT_FAULT_AT(uffd, page, &msg);
+		if (want_write)
+			ASSERT_NE(0, msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		ASSERT_EQ(0, uffd_wake(uffd, page, page_size));
+	}
+	EXPECT_FAULT_AT(uffd, page, &msg);
+	ASSERT_EQ(0, uffd_copy(uffd, page, src, page_size));
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	ASSERT_EQ(0, c->ret) TH_LOG("ioctl: %s", strerror(c->err));
+}
+
+/* pin_user_pages_unlocked() through the sample retries without bound. */
+TEST_F(gup, pin_retry_many)
+{
+	struct gup_call c = { self->dev, FR_GUP_PIN,
+			      { .addr = (unsigned long)self->m.area, .nr_pages = 1 } };
+
+	gup_retry_many(_metadata, self->m.uffd, (unsigned long)self->m.area, self->m.src, &c, 0);
+	ASSERT_EQ(1, c.req.done);
+	ASSERT_EQ(fnv1a(self->m.src, page_size), c.req.checksum);
+	EXPECT_NO_PIN_LEAK();
+}
+
+/* fixup_user_fault() for write through the sample retries without bound. */
+TEST_F(gup, faultin_retry_many)
+{
+	struct gup_call c = { self->dev, FR_GUP_FAULTIN,
+			      { .addr = (unsigned long)self->m.area, .nr_pages = 1 } };
+
+	gup_retry_many(_metadata, self->m.uffd, (unsigned long)self->m.area, self->m.src, &c, 1);
+	/* The lock was released to wait, and taken again. */
+	ASSERT_EQ(1, c.req.done);
+	ASSERT_EQ(0, memcmp(self->m.area, self->m.src, page_size));
+	EXPECT_NO_PIN_LEAK();
+}
+
+/* pin_user_pages_remote() with the "locked" state, through the sample. */
+TEST_F(gup, pin_remote_retry_many)
+{
+	struct child *ch = &self->target;
+	struct gup_call c = { self->dev, FR_GUP_PIN_REMOTE, { .nr_pages = 1 } };
+
+	START_CHILD(ch, CHILD_IDLE);
+	c.req.addr = ch->addr;
+	c.req.pid = ch->pid;
+	gup_retry_many(_metadata, ch->uffd, ch->addr, self->m.src, &c, 0);
+	ASSERT_EQ(1, c.req.done);
+	ASSERT_EQ(fnv1a(self->m.src, page_size), c.req.checksum);
+	EXPECT_NO_PIN_LEAK();
+}
+
+/* The same with references (get_user_pages_remote()) instead of pins. */
+TEST_F(gup, get_remote_retry_many)
+{
+	struct child *ch = &self->target;
+	struct gup_call c = { self->dev, FR_GUP_PIN_REMOTE, { .nr_pages = 1, .flags = FR_GUP_GET } };
+
+	START_CHILD(ch, CHILD_IDLE);
+	c.req.addr = ch->addr;
+	c.req.pid = ch->pid;
+	gup_retry_many(_metadata, ch->uffd, ch->addr, self->m.src, &c, 0);
+	ASSERT_EQ(fnv1a(self->m.src, page_size), c.req.checksum);
+	EXPECT_NO_PIN_LEAK();
+}
+
+/* SIGKILL ends a process blocked in pin_user_pages_unlocked() promptly. */
+TEST_F(gup, sigkill_pin)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+
+	START_CHILD(ch, CHILD_PIN);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	EXPECT_KILLED_PROMPTLY(ch->pid);
+	ch->pid = -1;
+	EXPECT_NO_PIN_LEAK();
+}
+
+/* The same process, left alone and then resolved, pins the right bytes. */
+TEST_F(gup, pin_child_completes)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+
+	START_CHILD(ch, CHILD_PIN);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, uffd_copy(ch->uffd, ch->addr, self->m.src, page_size));
+	EXPECT_CHILD_OK(ch);
+	EXPECT_NO_PIN_LEAK();
+}
+
+/*
+ * A handled SIGUSR1 does not make a blocked pin spin: without
+ * FOLL_INTERRUPTIBLE it keeps sleeping (killable) and completes after the
+ * resolution; with it, it returns EINTR at once.
+ */
+TEST_F(gup, sigusr1_no_spin)
+{
+	struct gup_call c = { self->dev, FR_GUP_PIN,
+			      { .addr = (unsigned long)self->m.area, .nr_pages = 1 } };
+	struct timespec c0, c1;
+	struct uffd_msg msg;
+	double w0, cpu;
+	clockid_t clk;
+	pthread_t t;
+
+	ASSERT_EQ(0, install_sigusr1(SA_RESTART));
+	ASSERT_EQ(0, pthread_create(&t, NULL, gup_call_thread, &c));
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, pthread_getcpuclockid(t, &clk));
+	ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
+	ASSERT_EQ(0, clock_gettime(clk, &c0));
+	w0 = now_s();
+	usleep(1000 * 1000);
+	ASSERT_EQ(0, clock_gettime(clk, &c1));
+	cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
+	TH_LOG("blocked pin used %.3f s of CPU in %.3f s", cpu, now_s() - w0);
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, page_size));
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	EXPECT_LT(cpu, 0.1);
+	ASSERT_EQ(0, c.ret) TH_LOG("ioctl: %s", strerror(c.err));
+	ASSERT_EQ(fnv1a(self->m.src, page_size), c.req.checksum);
+	EXPECT_NO_PIN_LEAK();
+}
+
+TEST_F(gup, sigusr1_interruptible_eintr)
+{
+	struct gup_call c = { self->dev, FR_GUP_PIN,
+			      { .addr = (unsigned long)self->m.area, .nr_pages = 1,
+				.flags = FR_GUP_INTERRUPTIBLE } };
+	struct uffd_msg msg;
+	pthread_t t;
+
+	ASSERT_EQ(0, install_sigusr1(SA_RESTART));
+	ASSERT_EQ(0, pthread_create(&t, NULL, gup_call_thread, &c));
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
+	ASSERT_EQ(0, join_within(t, 2000)) TH_LOG("the interruptible pin did not return");
+	ASSERT_EQ(-1, c.ret);
+	ASSERT_EQ(EINTR, c.err);
+	EXPECT_NO_PIN_LEAK();
+}
+
+/* ---- bad input to the sample: a specific errno, no oops, no leaked pin or lock ---- */
+
+FIXTURE(gup_bad)
+{
+	int dev;
+	long pins0;
+	unsigned char *rw, *ro;
+};
+
+FIXTURE_SETUP(gup_bad)
+{
+	page_size = sysconf(_SC_PAGESIZE);
+	self->rw = self->ro = MAP_FAILED;
+	self->dev = open(FR_GUP_DEV, O_RDWR | O_CLOEXEC);
+	if (self->dev < 0 && errno == ENOENT)
+		SKIP(return, "no %s: CONFIG_SAMPLE_RUST_FAULT_GUP is off", FR_GUP_DEV);
+	ASSERT_LE(0, self->dev) TH_LOG("open %s: %s", FR_GUP_DEV, strerror(errno));
+	self->rw = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->rw);
+	self->ro = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->ro);
+	self->pins0 = pins_outstanding();
+}
+
+FIXTURE_TEARDOWN(gup_bad)
+{
+	if (self->rw != MAP_FAILED)
+		munmap(self->rw, 2 * page_size);
+	if (self->ro != MAP_FAILED)
+		munmap(self->ro, page_size);
+	if (self->dev >= 0)
+		close(self->dev);
+}
+
+/*
+ * @cmd with @req fails with @err; then nothing is leaked: no pin, and the
+ * mmap lock is free (mmap() and munmap() take it for write).
+ */
+#define EXPECT_GUP_ERRNO(cmd, reqv, err) do { \
+	struct fr_gup_req __r = reqv; \
+	void *__p; \
+	errno = 0; \
+	ASSERT_EQ(-1, ioctl(self->dev, cmd, &__r)) TH_LOG(#cmd " succeeded"); \
+	ASSERT_EQ(err, errno) TH_LOG(#cmd ": %s, not %s", strerror(errno), strerror(err)); \
+	__p = mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); \
+	ASSERT_NE(MAP_FAILED, __p); \
+	ASSERT_EQ(0, munmap(__p, page_size)); \
+	EXPECT_NO_PIN_LEAK(); \
+} while (0)
+
+#define REQ(a, n, f, p) ((struct fr_gup_req){ .addr = (unsigned long)(a), .nr_pages = (n), \
+					      .flags = (f), .pid = (p) })
+
+TEST_F(gup_bad, unmapped)
+{
+	unsigned char *hole = mmap(NULL, page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	ASSERT_NE(MAP_FAILED, hole);
+	ASSERT_EQ(0, munmap(hole, page_size));
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(hole, 1, 0, 0), EFAULT);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(hole, 1, 0, getpid()), EFAULT);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(hole, 1, 0, 0), EFAULT);
+	/* Half mapped: the second page is a hole; faultin stops at it. */
+	hole = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hole);
+	ASSERT_EQ(0, munmap(hole + page_size, page_size));
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(hole, 2, 0, 0), EFAULT);
+	ASSERT_EQ(0, munmap(hole, page_size));
+}
+
+TEST_F(gup_bad, unaligned)
+{
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw + 1, 1, 0, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw + 1, 1, 0, getpid()), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw + 1, 1, 0, 0), EINVAL);
+}
+
+TEST_F(gup_bad, overflow)
+{
+	unsigned long top = ~0UL & ~(page_size - 1);
+
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(top, 2, 0, 0), EOVERFLOW);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(top, 1, 0, getpid()), EOVERFLOW);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(top - page_size, 4, 0, 0), EOVERFLOW);
+}
+
+TEST_F(gup_bad, too_many_pages)
+{
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, FR_GUP_MAX_PAGES + 1, 0, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 0, 0, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw, FR_GUP_MAX_PAGES + 1, 0, getpid()), EINVAL);
+	/* Within the limit, but past the mapping: nothing of it is kept. */
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw, FR_GUP_MAX_PAGES, 0, 0), EFAULT);
+}
+
+TEST_F(gup_bad, write_on_read_only)
+{
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->ro, 1, FR_GUP_WRITE, 0), EFAULT);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->ro, 1, FR_GUP_WRITE, getpid()), EFAULT);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->ro, 1, 0, 0), EFAULT);
+}
+
+TEST_F(gup_bad, bad_flags_and_cmd)
+{
+	int64_t x;
+
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, 8, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, FR_GUP_GET, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw, 1, FR_GUP_INTERRUPTIBLE, 0), EINVAL);
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(self->dev, _IOR('f', 99, int64_t), &x));
+	ASSERT_EQ(ENOTTY, errno);
+	/* The request itself at a bad address. */
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(self->dev, FR_GUP_PIN, (void *)8));
+	ASSERT_EQ(EFAULT, errno);
+	EXPECT_NO_PIN_LEAK();
+}
+
+TEST_F(gup_bad, dead_pid)
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw, 1, 0, pid), ESRCH);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw, 1, 0, -1), ESRCH);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw, 1, 0, 0), ESRCH);
+}
+
+TEST_F(gup_bad, foreign_pid)
+{
+	int status;
+	pid_t pid;
+
+	/* A kernel thread has no address space. */
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw, 1, 0, 2), ESRCH);
+	/* A process without ptrace access to us may not pin our memory. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct fr_gup_req r = REQ(self->rw, 1, 0, getppid());
+
+		if (setgid(65534) || setuid(65534))
+			_exit(3);
+		_exit(ioctl(self->dev, FR_GUP_PIN_REMOTE, &r) == -1 && errno == EPERM ? 0 : 1);
+	}
+	ASSERT_EQ(0, wait_within(pid, &status, 0, WAIT_MS));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("the unprivileged child was not refused with EPERM");
+	EXPECT_NO_PIN_LEAK();
 }
 
 TEST_HARNESS_MAIN
