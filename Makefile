@@ -9,6 +9,7 @@
 #   make tree       assemble build/src: base + overlay + patches/series
 #   make build      build one kernel and its initramfs (ARCH=, VARIANT=)
 #   make boot       build, boot and judge one kernel (ARCH=, VARIANT=)
+#   make lint       rustfmtcheck, CLIPPY=1 + W=1, rustdoc for one kernel (ARCH=)
 #   make refresh-patches   write build/src's commits back to patches/
 #   make clean      remove builds, logs and results (keeps the unpacked base)
 #   make distclean  remove build/ entirely
@@ -18,7 +19,7 @@ VARIANT ?=
 WB := workbench
 TARGET := $(ARCH)$(if $(VARIANT),-$(VARIANT))
 
-.PHONY: run check setup tree build boot refresh-patches clean distclean
+.PHONY: run check setup tree build boot lint refresh-patches clean distclean
 
 run:
 	@$(WB)/check.sh --show x86_64
@@ -37,6 +38,9 @@ build: tree
 
 boot:
 	@$(WB)/check.sh $(TARGET)
+
+lint: build
+	@$(WB)/lint.sh $(ARCH) $(VARIANT)
 
 refresh-patches:
 	@$(WB)/refresh-patches.sh

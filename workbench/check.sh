@@ -18,8 +18,10 @@ note "== setup"
 note "== assemble"
 "$WB/assemble.sh"
 
-# What every guest must report: the kernel crate's doctests and each program.
-expect=(--expect rust_doctests_kernel)
+# What every target must report: the kernel crate's doctests, the host's
+# compile-fail checks of the Rust docs, the lint checks, and each program of
+# the guest.
+expect=(--expect rust_doctests_kernel --expect rust-compile-fail --expect lint)
 while read -r src _; do
 	case "$src" in '' | '#'*) continue ;; esac
 	expect+=(--expect "$(basename "${src%.c}")")
@@ -34,13 +36,19 @@ for t in "${targets[@]}"; do
 	name=$(name_of "$arch" "$variant")
 	names+=("$name")
 	note "== $name"
-	rm -f "$RESULTS/$name.json" "$RESULTS/$name.tap"
+	rm -f "$RESULTS/$name.json" "$RESULTS/$name.tap" "$RESULTS/$name".host-*.tap
 	mkdir -p "$RESULTS"
 	problem=()
 	if ! "$WB/build.sh" "$arch" "$variant"; then
 		problem=(--problem "build failed (logs: build/logs/$name/)")
-	elif ! "$WB/boot.sh" "$arch" "$variant"; then
-		problem=(--problem "boot failed (log: build/logs/$name/console.log)")
+	else
+		step "compile-fail checks ($name)" "$LOGS/$name/compile-fail.log" \
+			"$WB/compile-fail.sh" "$arch" "$variant" || true
+		step "lint: rustfmt, clippy, W=1, rustdoc ($name)" "$LOGS/$name/lint.log" \
+			"$WB/lint.sh" "$arch" "$variant" || true
+		if ! "$WB/boot.sh" "$arch" "$variant"; then
+			problem=(--problem "boot failed (log: build/logs/$name/console.log)")
+		fi
 	fi
 	python3 "$WB/ktap.py" eval "$name" "${problem[@]}" "${expect[@]}" || true
 done

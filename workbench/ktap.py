@@ -3,7 +3,8 @@
 """Judges the guests' results and prints the summary table.
 
   ktap.py eval NAME [--problem TEXT]... [--expect PROGRAM]...
-      Reads build/results/NAME.tap and build/logs/NAME/console.log, compares
+      Reads build/results/NAME.tap (the guest's), NAME.host-*.tap (checks run
+      on the host) and build/logs/NAME/console.log, compares
       each test with workbench/xfail/NAME.txt, writes build/results/NAME.json
       and prints the failures. Exit status 1 if anything failed unexpectedly.
 
@@ -21,6 +22,7 @@ document, "program/case", e.g. "fault-retry-tests/uffd.copy_resolves_fault" or
 """
 
 import fnmatch
+import glob
 import json
 import os
 import re
@@ -137,20 +139,31 @@ def console_reports(name):
     return found
 
 
+def read_doc(path, res, names):
+    """Parses one KTAP file into its top-level nodes, noting plan problems."""
+    with open(path, errors="replace") as f:
+        plan, top, _ = parse(f)
+    if plan is None:
+        res["problems"].append("no KTAP plan in %s" % path)
+    elif plan != len(top):
+        res["problems"].append("%d of %d top-level results in %s" % (len(top), plan, path))
+    names.extend(n.desc for n in top)
+    return top
+
+
 def evaluate(name, problems, expect):
+    """Judges NAME.tap (the guest's) and NAME.host-*.tap (host-side checks)."""
     tap = os.path.join(RESULTS, name + ".tap")
+    hosts = sorted(glob.glob(os.path.join(RESULTS, glob.escape(name) + ".host-*.tap")))
     res = {"name": name, "pass": 0, "fail": [], "xfail": [], "xpass": [],
            "skip": [], "problems": list(problems), "stale_xfail": []}
     xfail = read_xfail(name)
     used = set()
     if os.path.exists(tap) and os.path.getsize(tap) > 0:
-        with open(tap, errors="replace") as f:
-            plan, top, _ = parse(f)
-        if plan is None:
-            res["problems"].append("no KTAP plan in %s" % tap)
-        elif plan != len(top):
-            res["problems"].append("%d of %d top-level results" % (len(top), plan))
-        names = [n.desc for n in top]
+        names = []
+        top = read_doc(tap, res, names)
+        for host in hosts:
+            top += read_doc(host, res, names)
         for prog in expect:
             if prog not in names:
                 res["problems"].append("no result for %s" % prog)
