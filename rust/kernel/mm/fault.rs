@@ -546,12 +546,12 @@ impl<'a> LockedVma<'a> {
             return Ok(FaultOutcome::Released(result));
         }
         let lock = match raw {
-            // SAFETY: `handle_mm_fault()` kept the lock; we own it again. INVARIANT: `vma` is
-            // still the VMA found under it.
-            RawLock::Mmap(mm, vma) => Lock::Mmap {
-                guard: unsafe { MmapReadGuard::from_locked(mm) },
-                vma,
-            },
+            RawLock::Mmap(mm, vma) => {
+                // SAFETY: `handle_mm_fault()` kept the lock; we own it again.
+                let guard = unsafe { MmapReadGuard::from_locked(mm) };
+                // INVARIANT: `vma` is still the VMA found under that lock.
+                Lock::Mmap { guard, vma }
+            }
             // SAFETY: As above.
             RawLock::Vma(vma) => Lock::Vma(unsafe { VmaReadGuard::from_locked(vma) }),
         };
