@@ -28,7 +28,7 @@ find_tarball() {
 	if sha_ok "$dl"; then echo "$dl"; return; fi
 	mkdir -p "$DL"
 	rm -f "$DL"/*.deb "$dl"
-	(cd "$DL" && apt-get download "$PIN" >/dev/null 2>&1 || apt-get download "$PIN_PKG=$PIN_VERSION") >&2 ||
+	(cd "$DL" && apt-get download "$PIN_PKG=$PIN_VERSION") >&2 ||
 		die "cannot download Debian package $PIN_PKG=$PIN_VERSION (is it still in the archive? run 'apt-get update')"
 	deb=$(ls "$DL"/*.deb)
 	dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$PIN_PKG.tar.xz" >"$dl" ||
