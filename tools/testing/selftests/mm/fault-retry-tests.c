@@ -1218,11 +1218,12 @@ TEST_F(gup, faultin_retry_many)
 	EXPECT_NO_PIN_LEAK();
 }
 
-/* pin_user_pages_remote() with the "locked" state, through the sample. */
-TEST_F(gup, pin_remote_retry_many)
+/* Another process's missing page, through the sample's remote ioctl. */
+static void remote_retry_many(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(gup) *self, uint64_t flags)
 {
 	struct child *ch = &self->target;
-	struct gup_call c = { self->dev, FR_GUP_PIN_REMOTE, { .nr_pages = 1 } };
+	struct gup_call c = { self->dev, FR_GUP_PIN_REMOTE, { .nr_pages = 1, .flags = flags } };
 
 	START_CHILD(ch, CHILD_IDLE);
 	c.req.addr = ch->addr;
@@ -1233,18 +1234,16 @@ TEST_F(gup, pin_remote_retry_many)
 	EXPECT_NO_PIN_LEAK();
 }
 
+/* pin_user_pages_remote() with the "locked" state, through the sample. */
+TEST_F(gup, pin_remote_retry_many)
+{
+	remote_retry_many(_metadata, self, 0);
+}
+
 /* The same with references (get_user_pages_remote()) instead of pins. */
 TEST_F(gup, get_remote_retry_many)
 {
-	struct child *ch = &self->target;
-	struct gup_call c = { self->dev, FR_GUP_PIN_REMOTE, { .nr_pages = 1, .flags = FR_GUP_GET } };
-
-	START_CHILD(ch, CHILD_IDLE);
-	c.req.addr = ch->addr;
-	c.req.pid = ch->pid;
-	gup_retry_many(_metadata, ch->uffd, ch->addr, self->m.src, &c, 0);
-	ASSERT_EQ(fnv1a(self->m.src, page_size), c.req.checksum);
-	EXPECT_NO_PIN_LEAK();
+	remote_retry_many(_metadata, self, FR_GUP_GET);
 }
 
 /* SIGKILL ends a process blocked in pin_user_pages_unlocked() promptly. */
