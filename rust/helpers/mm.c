@@ -64,3 +64,8 @@ int rust_helper_fatal_signal_pending(struct task_struct *t)
 {
 	return fatal_signal_pending(t);
 }
+
+void rust_helper_count_vm_vma_lock_event(enum vm_event_item event)
+{
+	count_vm_vma_lock_event(event);
+}

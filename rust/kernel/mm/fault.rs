@@ -397,6 +397,32 @@ pub struct Refused<'a> {
     pub lock: LockedVma<'a>,
 }
 
+impl MmWithUser {
+    /// `lock_mm_and_find_vma()`: takes the mmap read lock (killable; for a kernel-mode fault
+    /// only if the faulting instruction has an exception table entry) and finds the VMA that
+    /// contains `addr`, expanding a stack VMA if `addr` is just below it. May sleep.
+    ///
+    /// Returns `None`, with no lock held, if there is no VMA for `addr` or the lock could not
+    /// be taken.
+    #[cfg(CONFIG_LOCK_MM_AND_FIND_VMA)]
+    #[inline]
+    pub fn lock_mm_and_find_vma(
+        &self,
+        addr: usize,
+        regs: Option<&PtRegs>,
+    ) -> Option<LockedVma<'_>> {
+        let regs = regs.map_or(core::ptr::null_mut(), |r| r.as_ptr());
+        // SAFETY: The mm has users (type invariant); `regs` is null or valid.
+        let vma = unsafe { bindings::lock_mm_and_find_vma(self.as_raw(), addr, regs) };
+        let vma = NonNull::new(vma.cast::<VmaRef>())?;
+        // SAFETY: `lock_mm_and_find_vma()` returned with the mmap read lock held, which we now
+        // own.
+        let guard = unsafe { MmapReadGuard::from_locked(self) };
+        // INVARIANT: `vma` was found under that lock.
+        Some(LockedVma(Lock::Mmap { guard, vma }))
+    }
+}
+
 impl<'a> LockedVma<'a> {
     /// Looks up the VMA that contains `addr` under the mmap read lock `guard`.
     ///
@@ -440,6 +466,27 @@ impl<'a> LockedVma<'a> {
     #[inline]
     pub fn is_vma_lock(&self) -> bool {
         matches!(self.0, Lock::Vma(_))
+    }
+
+    /// Gives up the guard, for C code that releases the lock: returns the VMA and, for the
+    /// mmap read lock, its address space (null for the VMA read lock).
+    ///
+    /// The lock stays held: whoever takes the pointers must release it.
+    #[inline]
+    pub fn into_raw(self) -> (*mut bindings::vm_area_struct, *mut bindings::mm_struct) {
+        let vma = self.vma().as_ptr();
+        match self.0 {
+            Lock::Mmap { guard, .. } => {
+                // SAFETY: The caller takes over the lock, as documented.
+                let mm = unsafe { guard.into_raw() };
+                (vma, mm.as_raw())
+            }
+            Lock::Vma(guard) => {
+                // SAFETY: The caller takes over the lock, as documented.
+                let _ = unsafe { guard.into_raw() };
+                (vma, core::ptr::null_mut())
+            }
+        }
     }
 
     /// Handles a page fault at `address` of the VMA (`handle_mm_fault()`). May sleep.
@@ -496,6 +543,7 @@ impl<'a> LockedVma<'a> {
     ///     drop(guard);
     /// }
     /// ```
+    #[inline]
     pub fn handle_mm_fault(
         self,
         address: usize,
