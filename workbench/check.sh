@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # check.sh [TARGET...]: setup, assembly, then for each TARGET (ARCH or
-# ARCH-VARIANT; default: every arch) build, boot and judge; then the summary
+# ARCH-VARIANT; default: $CHECK_TARGETS of lib.sh) build, boot and judge; then the summary
 # table and "N passed, N failed". A target that fails to build or boot is
 # counted as a failure and the others still run. Exit status 1 on any failure.
 # --show: list each test of the project's programs before the table.
@@ -10,7 +10,7 @@
 show=0
 [ "${1:-}" = --show ] && { show=1; shift; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$ARCHES"
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$CHECK_TARGETS"
 
 t_start=$(date +%s)
 note "== setup"
