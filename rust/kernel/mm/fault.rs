@@ -7,8 +7,9 @@
 //! `VM_FAULT_RETRY` (without `FAULT_FLAG_RETRY_NOWAIT`) or `VM_FAULT_COMPLETED`, it has
 //! released that lock and the VMA may already be gone. Here the lock is a guard that
 //! [`LockedVma::handle_mm_fault`] takes by value; the outcome gives it back only if the lock is
-//! still held. Releasing the lock twice, leaking it, or touching the VMA after a retry does not
-//! compile.
+//! still held. Releasing the lock twice or touching the VMA after a retry does not compile, and
+//! every outcome that holds the lock releases it when dropped: leaking it takes an explicit
+//! `core::mem::forget`.
 //!
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h),
 //! [`include/linux/mm_types.h`](srctree/include/linux/mm_types.h).
@@ -379,6 +380,7 @@ enum Lock<'a> {
 }
 
 /// The outcome of [`LockedVma::handle_mm_fault`].
+#[must_use = "a `Locked` outcome holds the lock until it is dropped"]
 pub enum FaultOutcome<'a> {
     /// The lock is still held and handed back: the fault was handled (possibly with an error),
     /// or it returned `VM_FAULT_RETRY` with `FAULT_FLAG_RETRY_NOWAIT`.
@@ -389,6 +391,7 @@ pub enum FaultOutcome<'a> {
 }
 
 /// A fault that [`LockedVma::handle_mm_fault`] refused to start; the lock is handed back.
+#[must_use = "the lock is held until this is dropped"]
 pub struct Refused<'a> {
     /// Why: `EFAULT` for an address outside the VMA, `EINVAL` for flags that do not go with
     /// the lock.

@@ -210,6 +210,7 @@ impl Drop for Pages {
 }
 
 /// The result of a GUP call that may release the mmap read lock.
+#[must_use = "the pages and the lock, if still held, are released when this is dropped"]
 pub struct GupResult<'a> {
     /// The pages that were taken: at least one, and at most as many as asked for. The errors:
     /// `EINVAL` and `EOVERFLOW` for a bad range (see [`check_range`]), `ENOMEM`, `EFAULT` for
