@@ -68,8 +68,7 @@ fn bad_access<'a>(fl: &mut bindings::fault_loop, lock: LockedVma<'a>) -> Result<
         return Ok(lock);
     }
     let (vma, mm) = lock.into_raw();
-    // SAFETY: We hand the lock (the mmap read lock of `mm`, or the VMA lock if `mm` is null)
-    // to the arch, which releases it.
+    // SAFETY: The arch hook takes over the lock (mmap read lock of `mm`, VMA lock if null).
     unsafe { bindings::arch_fault_bad_access(fl, vma, mm) };
     Err(())
 }
@@ -95,8 +94,7 @@ pub unsafe extern "C" fn rust_fault_loop(
     let Ok(mut flags) = FaultFlags::new(fl.flags) else {
         return NO_VMA;
     };
-    // SAFETY: `get_current()` is the running task; the caller guarantees it has an mm, which
-    // keeps its users while the task runs this fault.
+    // SAFETY: The caller guarantees current has an mm, with users while it runs this fault.
     let mm = unsafe { MmWithUser::from_raw((*bindings::get_current()).mm) };
 
     if flags.contains(FaultFlag::User) {

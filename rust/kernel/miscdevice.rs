@@ -61,8 +61,7 @@ unsafe impl<T> Sync for MiscDeviceRegistration<T> {}
 impl<T: MiscDevice> MiscDeviceRegistration<T> {
     /// Register a misc device.
     pub fn register(opts: MiscDeviceOptions) -> impl PinInit<Self, Error> {
-        // SAFETY: The closure initializes every field of `Self` or returns an error, in which
-        // case the slot is left as it was.
+        // SAFETY: The closure initializes every field of `Self`, or fails and leaves it alone.
         unsafe {
             crate::init::pin_init_from_closure(move |slot: *mut Self| {
                 let inner = Opaque::raw_get(core::ptr::addr_of!((*slot).inner));
@@ -176,8 +175,7 @@ unsafe extern "C" fn fops_release<T: MiscDevice>(
 ) -> crate::ffi::c_int {
     // SAFETY: The release call of a file owns the private data.
     let private = unsafe { (*file).private_data };
-    // SAFETY: The release call of a file owns the private data, which `fops_open` set from
-    // `into_foreign`.
+    // SAFETY: Release owns the private data, which `fops_open` set from `into_foreign`.
     let ptr = unsafe { <T::Ptr as ForeignOwnable>::from_foreign(private) };
 
     T::release(ptr);

@@ -126,8 +126,7 @@ impl Mm {
     /// deallocated during the lifetime `'a`.
     #[inline]
     pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a Mm {
-        // SAFETY: Caller promises that the pointer is valid for 'a. Layouts are compatible due
-        // to `repr(transparent)`.
+        // SAFETY: The caller promises validity for 'a; the layout is `repr(transparent)`.
         unsafe { &*ptr.cast() }
     }
 
@@ -155,8 +154,7 @@ impl MmWithUser {
     /// non-zero for the duration of the lifetime `'a`.
     #[inline]
     pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a MmWithUser {
-        // SAFETY: Caller promises that the pointer is valid for 'a. The layout is compatible due
-        // to `repr(transparent)`.
+        // SAFETY: The caller promises validity for 'a; the layout is `repr(transparent)`.
         unsafe { &*ptr.cast() }
     }
 
@@ -184,8 +182,8 @@ impl MmWithUser {
         if mm.is_null() {
             return None;
         }
-        // SAFETY: Only the task itself changes its `mm` (exec, `kthread_use_mm`), which cannot
-        // happen while it runs `f`; until then the mm has users.
+        // Only the task itself changes its `mm` (exec, `kthread_use_mm`), not while it runs `f`.
+        // SAFETY: So the mm has users for as long as `f` runs.
         Some(f(unsafe { MmWithUser::from_raw(mm) }))
     }
 
@@ -243,14 +241,13 @@ impl MmWithUser {
     pub fn lock_vma_under_rcu(&self, vma_addr: usize) -> Option<VmaReadGuard<'_>> {
         #[cfg(CONFIG_PER_VMA_LOCK)]
         {
-            // SAFETY: The pointer is valid since self is a reference. The returned VMA, if any,
-            // is read-locked.
+            // SAFETY: `self` is valid; a returned VMA comes read-locked.
             let vma = unsafe { bindings::lock_vma_under_rcu(self.as_raw(), vma_addr) };
 
             if !vma.is_null() {
                 return Some(VmaReadGuard {
-                    // SAFETY: We hold the VMA read lock: the VMA is valid until it is released,
-                    // which happens when the guard is dropped or consumed.
+                    // The VMA is valid until its read lock is released by the guard.
+                    // SAFETY: We hold that lock, and the guard owns it.
                     vma: unsafe { VmaRef::from_raw(vma) },
                     _not_send: PhantomData,
                 });
@@ -291,17 +288,14 @@ impl<'a> MmapReadGuard<'a> {
     /// The returned reference borrows the guard, so it cannot outlive the lock.
     #[inline]
     pub fn vma_lookup(&self, vma_addr: usize) -> Option<&VmaRef> {
-        // SAFETY: We hold a reference to the mm, so the pointer must be valid. Any value is okay
-        // for `vma_addr`.
+        // SAFETY: The mm is valid (we hold a reference); any `vma_addr` is fine.
         let vma = unsafe { bindings::vma_lookup(self.mm.as_raw(), vma_addr) };
 
         if vma.is_null() {
             None
         } else {
-            // SAFETY: We just checked that a vma was found, so the pointer is valid.
-            // Furthermore, the returned vma is still under the protection of the read lock
-            // guard and can be used while the mmap read lock is still held. That the vma is not
-            // used after the MmapReadGuard gets dropped is enforced by the borrow-checker.
+            // The reference borrows the guard, so the borrow checker keeps it within the lock.
+            // SAFETY: A vma was found, and it is valid while the mmap read lock is held.
             unsafe { Some(VmaRef::from_raw(vma)) }
         }
     }

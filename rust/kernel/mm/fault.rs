@@ -418,8 +418,7 @@ impl MmWithUser {
         // SAFETY: The mm has users (type invariant); `regs` is null or valid.
         let vma = unsafe { bindings::lock_mm_and_find_vma(self.as_raw(), addr, regs) };
         let vma = NonNull::new(vma.cast::<VmaRef>())?;
-        // SAFETY: `lock_mm_and_find_vma()` returned with the mmap read lock held, which we now
-        // own.
+        // SAFETY: `lock_mm_and_find_vma()` returned with the mmap read lock held; we own it now.
         let guard = unsafe { MmapReadGuard::from_locked(self) };
         // INVARIANT: `vma` was found under that lock.
         Some(LockedVma(Lock::Mmap { guard, vma }))
@@ -452,8 +451,8 @@ impl<'a> LockedVma<'a> {
     #[inline]
     pub fn vma(&self) -> &VmaRef {
         match &self.0 {
-            // SAFETY: By the type invariants the VMA is valid while the guard is held, and the
-            // returned reference borrows `self`, which owns the guard.
+            // The returned reference borrows `self`, which owns the guard.
+            // SAFETY: By the type invariants the VMA is valid while the guard is held.
             Lock::Mmap { vma, .. } => unsafe { vma.as_ref() },
             Lock::Vma(guard) => guard,
         }
@@ -579,16 +578,16 @@ impl<'a> LockedVma<'a> {
         // The C function may release the lock: hold it as raw parts until we know.
         let raw = match self.0 {
             Lock::Mmap { guard, vma } => {
-                // SAFETY: Ownership of the lock is handled below: either handed back in a new
-                // guard or released by `handle_mm_fault()`.
+                // The lock is handed back in a new guard or released by `handle_mm_fault()`.
+                // SAFETY: So its ownership is handled below.
                 RawLock::Mmap(unsafe { guard.into_raw() }, vma)
             }
             // SAFETY: As above.
             Lock::Vma(guard) => RawLock::Vma(unsafe { guard.into_raw() }),
         };
 
-        // SAFETY: `vma_ptr` is valid and locked as `flags` say (mmap read lock, or VMA read
-        // lock with `FAULT_FLAG_VMA_LOCK`), `address` is inside it, `regs` is null or valid.
+        // `vma_ptr` is locked as `flags` say (mmap read lock, or VMA lock with VMA_LOCK).
+        // SAFETY: `vma_ptr` is valid and locked, `address` inside it, `regs` null or valid.
         let result = VmFaultResult::from_raw(unsafe {
             bindings::handle_mm_fault(vma_ptr, address, flags.bits(), regs)
         });

@@ -181,15 +181,13 @@ impl Pages {
     /// The mapping is local to the thread and must not sleep.
     pub fn with_page<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let page = *self.pages.get(i)?;
-        // SAFETY: By the type invariants `page` is a valid page on which we hold a reference or
-        // a pin, so it can be mapped.
+        // SAFETY: By the type invariants we hold a reference or pin on `page`: it can be mapped.
         let addr = unsafe { bindings::kmap_local_page(page) };
-        // SAFETY: `kmap_local_page` maps the whole page at `addr` until `kunmap_local`. Other
-        // threads may write to user pages, so the bytes may change under us: reading them as
-        // `u8` has no invalid values, and a torn read is the caller's concern.
+        // Other threads may write to user pages, so the bytes may change under us: `u8` has no
+        // invalid values, and a torn read is the caller's concern.
+        // SAFETY: `kmap_local_page` maps the whole page at `addr` until `kunmap_local`.
         let ret = f(unsafe { core::slice::from_raw_parts(addr.cast::<u8>(), PAGE_SIZE) });
-        // SAFETY: `addr` was returned by `kmap_local_page` above, and mappings are released in
-        // reverse order.
+        // SAFETY: `addr` came from `kmap_local_page` above; mappings end in reverse order.
         unsafe { bindings::kunmap_local(addr) };
         Some(ret)
     }
@@ -280,12 +278,11 @@ fn remote<'a>(
     } else {
         bindings::get_user_pages_remote
     };
-    // SAFETY: GUP releases the lock and reports it in `locked`; we own it again below only if
-    // `locked` says it is held.
+    // GUP releases the lock and reports it in `locked`.
+    // SAFETY: We own the lock again below only if `locked` says it is held.
     let mm = unsafe { lock.into_raw() };
     let mut locked: crate::ffi::c_int = 1;
-    // SAFETY: `mm` has users and is read-locked by us (`locked == 1`); the array has room for
-    // `nr_pages` entries.
+    // SAFETY: `mm` has users and is read-locked (`locked == 1`); the array fits `nr_pages`.
     let ret = unsafe {
         f(
             mm.as_raw(),
@@ -349,9 +346,9 @@ fn unlocked(start: usize, nr_pages: usize, flags: GupFlags, pin: bool) -> Result
     } else {
         bindings::get_user_pages_unlocked
     };
-    // SAFETY: The array has room for `nr_pages` entries; the function locks the current
-    // task's mm itself and must be called without that lock held, which the caller of the
-    // public functions guarantees as documented (a held guard would deadlock, not corrupt).
+    // The function locks the current task's mm itself; the callers of the public functions
+    // must not hold that lock, as documented (a held guard would deadlock, not corrupt).
+    // SAFETY: The array has room for `nr_pages` entries.
     let ret = unsafe { f(start, nr_pages, pages.as_mut_ptr(), flags.bits()) };
     // SAFETY: GUP filled in `ret` entries, with references (`get_`) or pins (`pin_`).
     unsafe { gup_result(pages, ret, pin) }
@@ -413,8 +410,7 @@ pub fn fixup_user_fault(
         }
     }
     let mut unlocked = false;
-    // SAFETY: We hold the mmap read lock of the mm with users (the guard), and the function
-    // returns with it held.
+    // SAFETY: We hold the mm's read lock (the guard); the function returns with it held.
     to_result(unsafe {
         bindings::fixup_user_fault(guard.mm().as_raw(), address, flags.bits(), &mut unlocked)
     })?;

@@ -45,33 +45,29 @@ impl VmaRef {
     /// Access the underlying `mm_struct`.
     #[inline]
     pub fn mm(&self) -> &MmWithUser {
-        // SAFETY: By the type invariants, this `vm_area_struct` is valid and we hold the mmap/vma
-        // read lock or stronger. This implies that the underlying mm has a non-zero value of
-        // `mm_users`.
+        // By the type invariants the VMA is valid and we hold the mmap or VMA read lock.
+        // SAFETY: So the VMA's mm has a non-zero `mm_users`.
         unsafe { MmWithUser::from_raw((*self.as_ptr()).vm_mm) }
     }
 
     /// Returns the flags associated with the virtual memory area (`VM_READ`, `VM_WRITE`, ...).
     #[inline]
     pub fn flags(&self) -> bindings::vm_flags_t {
-        // SAFETY: By the type invariants, the caller holds at least the mmap read lock, so this
-        // access is not a data race.
+        // SAFETY: The caller holds the mmap or VMA read lock (invariant): no data race.
         unsafe { (*self.as_ptr()).__bindgen_anon_2.vm_flags }
     }
 
     /// Returns the (inclusive) start address of the virtual memory area.
     #[inline]
     pub fn start(&self) -> usize {
-        // SAFETY: By the type invariants, the caller holds at least the mmap read lock, so this
-        // access is not a data race.
+        // SAFETY: The caller holds the mmap or VMA read lock (invariant): no data race.
         unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_start }
     }
 
     /// Returns the (exclusive) end address of the virtual memory area.
     #[inline]
     pub fn end(&self) -> usize {
-        // SAFETY: By the type invariants, the caller holds at least the mmap read lock, so this
-        // access is not a data race.
+        // SAFETY: The caller holds the mmap or VMA read lock (invariant): no data race.
         unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.vm_end }
     }
 
