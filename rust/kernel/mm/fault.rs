@@ -139,6 +139,17 @@ impl FaultFlags {
         Ok(FaultFlags(bits))
     }
 
+    /// Builds a value from `bits` without checking them, for bits that C code guarantees.
+    ///
+    /// # Safety
+    ///
+    /// `bits` must be a combination that [`FaultFlags::new`] accepts.
+    #[inline]
+    pub const unsafe fn from_raw_unchecked(bits: u32) -> Self {
+        // INVARIANT: The caller guarantees a legal combination.
+        FaultFlags(bits)
+    }
+
     /// The same flags plus `flag`, if that is legal.
     #[inline]
     pub const fn with(self, flag: FaultFlag) -> Result<Self> {
@@ -426,6 +437,27 @@ impl MmWithUser {
 }
 
 impl<'a> LockedVma<'a> {
+    /// Takes over the mmap read lock of `mm` and the VMA `vma` found under it, from C code
+    /// that looked the VMA up (an arch's own `lock_mm_and_find_vma()`).
+    ///
+    /// Returns `None` if `vma` is null; then no lock may be held.
+    ///
+    /// # Safety
+    ///
+    /// If `vma` is not null, the caller holds the mmap read lock of `mm`, hands it over, and
+    /// `vma` is a VMA of `mm` found under that lock.
+    #[inline]
+    pub unsafe fn from_raw_mmap_locked(
+        mm: &'a MmWithUser,
+        vma: *mut bindings::vm_area_struct,
+    ) -> Option<Self> {
+        let vma = NonNull::new(vma.cast::<VmaRef>())?;
+        // SAFETY: The caller hands over the mmap read lock of `mm`.
+        let guard = unsafe { MmapReadGuard::from_locked(mm) };
+        // INVARIANT: The caller guarantees `vma` was found under that lock.
+        Some(LockedVma(Lock::Mmap { guard, vma }))
+    }
+
     /// Looks up the VMA that contains `addr` under the mmap read lock `guard`.
     ///
     /// On failure the guard is handed back, still locked.
@@ -558,20 +590,39 @@ impl<'a> LockedVma<'a> {
                 lock: self,
             });
         }
-        let flags = match (&self.0, flags.contains(FaultFlag::VmaLock)) {
-            (Lock::Mmap { .. }, false) => flags,
-            (Lock::Vma(_), false) => match flags.with(FaultFlag::VmaLock) {
-                Ok(f) => f,
-                Err(error) => return Err(Refused { error, lock: self }),
-            },
-            (_, true) => {
-                return Err(Refused {
-                    error: EINVAL,
-                    lock: self,
-                })
-            }
+        let error = match (&self.0, flags.contains(FaultFlag::VmaLock)) {
+            (Lock::Mmap { .. }, false) => None,
+            (Lock::Vma(_), false) => flags.with(FaultFlag::VmaLock).err(),
+            (_, true) => Some(EINVAL),
         };
-        let nowait = flags.contains(FaultFlag::RetryNowait);
+        if let Some(error) = error {
+            return Err(Refused { error, lock: self });
+        }
+        // SAFETY: Just checked.
+        Ok(unsafe { self.handle_mm_fault_unchecked(address, flags, regs) })
+    }
+
+    /// [`LockedVma::handle_mm_fault`] without its checks, for a fault loop that knows they hold
+    /// (the VMA was looked up by `address`; the flags come from the arch). May sleep.
+    ///
+    /// # Safety
+    ///
+    /// `address` must be inside the VMA; `flags` must not have `FAULT_FLAG_VMA_LOCK`, nor,
+    /// with the per-VMA lock, `FAULT_FLAG_RETRY_NOWAIT`.
+    #[inline]
+    pub unsafe fn handle_mm_fault_unchecked(
+        self,
+        address: usize,
+        flags: FaultFlags,
+        regs: Option<&PtRegs>,
+    ) -> FaultOutcome<'a> {
+        // With the VMA lock, the caller guarantees that there is no RETRY_NOWAIT: the compiler
+        // can drop the test.
+        let (flags, nowait) = match self.0 {
+            Lock::Mmap { .. } => (flags, flags.contains(FaultFlag::RetryNowait)),
+            // INVARIANT: The caller guarantees that VMA_LOCK is legal with `flags`.
+            Lock::Vma(_) => (FaultFlags(flags.0 | FaultFlag::VmaLock as u32), false),
+        };
         let regs = regs.map_or(core::ptr::null_mut(), |r| r.as_ptr());
         let vma_ptr = self.vma().as_ptr();
 
@@ -593,7 +644,7 @@ impl<'a> LockedVma<'a> {
         });
 
         if result.releases_lock(nowait) {
-            return Ok(FaultOutcome::Released(result));
+            return FaultOutcome::Released(result);
         }
         let lock = match raw {
             RawLock::Mmap(mm, vma) => {
@@ -605,8 +656,17 @@ impl<'a> LockedVma<'a> {
             // SAFETY: As above.
             RawLock::Vma(vma) => Lock::Vma(unsafe { VmaReadGuard::from_locked(vma) }),
         };
-        let lock = LockedVma(lock);
-        Ok(FaultOutcome::Locked(lock, result))
+        FaultOutcome::Locked(LockedVma(lock), result)
+    }
+
+    /// Releases the lock: the same as dropping it, in a form that the compiler inlines. Does
+    /// not sleep.
+    #[inline]
+    pub fn unlock(self) {
+        match self.0 {
+            Lock::Mmap { guard, .. } => drop(guard),
+            Lock::Vma(guard) => drop(guard),
+        }
     }
 }
 
