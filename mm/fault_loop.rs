@@ -6,7 +6,8 @@
 //! are those of the C loops of 6.12 (x86's `do_user_addr_fault()`):
 //!
 //! 1. for a user fault, the per-VMA lock first (`lock_vma_under_rcu()`);
-//! 2. otherwise, or if that asked for a retry, `lock_mm_and_find_vma()`;
+//! 2. otherwise, or if that asked for a retry, `lock_mm_and_find_vma()` (or the arch's own
+//!    lookup without `CONFIG_LOCK_MM_AND_FIND_VMA`: um);
 //! 3. the arch's access check;
 //! 4. `handle_mm_fault()`;
 //! 5. on `VM_FAULT_RETRY`, `fault_signal_pending()`: return to user mode for any signal, to the
@@ -23,7 +24,10 @@
 use kernel::{
     bindings,
     mm::{
-        fault::{fault_signal_pending, FaultFlag, FaultFlags, FaultOutcome, LockedVma, PtRegs},
+        fault::{
+            fault_signal_pending, FaultFlag, FaultFlags, FaultOutcome, LockedVma, PtRegs,
+            VmFaultResult,
+        },
         MmWithUser,
     },
 };
@@ -31,10 +35,25 @@ use kernel::{
 type LoopResult = bindings::fault_loop_result;
 
 const DONE: LoopResult = bindings::fault_loop_result_FAULT_LOOP_DONE;
-const REPORTED: LoopResult = bindings::fault_loop_result_FAULT_LOOP_REPORTED;
+const BAD_ACCESS: LoopResult = bindings::fault_loop_result_FAULT_LOOP_BAD_ACCESS;
 const NO_VMA: LoopResult = bindings::fault_loop_result_FAULT_LOOP_NO_VMA;
 const KERNEL_SIGNAL: LoopResult = bindings::fault_loop_result_FAULT_LOOP_KERNEL_SIGNAL;
 const ERROR: LoopResult = bindings::fault_loop_result_FAULT_LOOP_ERROR;
+
+/// The result for the arch: `code` is 0 unless the result says otherwise.
+#[inline(always)]
+fn ret(result: LoopResult, code: i32) -> bindings::fault_loop_ret {
+    bindings::fault_loop_ret { result, code }
+}
+
+/// One user page fault, as the arch describes it.
+#[derive(Clone, Copy)]
+struct Fault<'a> {
+    regs: Option<&'a PtRegs>,
+    address: usize,
+    hw_error: usize,
+    user_mode: bool,
+}
 
 /// The per-VMA lock events that the loop counts (`count_vm_vma_lock_event()`); they exist
 /// only with `CONFIG_PER_VMA_LOCK_STATS`.
@@ -59,134 +78,183 @@ fn count_vma_lock_event(event: VmaLockEvent) {
     let _ = event;
 }
 
-/// Runs the access check of the arch; if the access is bad, reports it (which releases the
-/// lock) and returns `true`.
+/// Step 3: runs the access check of the arch. If the access is bad, reports it, which
+/// releases the lock, and returns what the arch hook returned.
 #[inline(always)]
-fn bad_access<'a>(fl: &mut bindings::fault_loop, lock: LockedVma<'a>) -> Result<LockedVma<'a>, ()> {
-    // SAFETY: `fl` is the caller's; the VMA is valid and locked by `lock`.
-    if !unsafe { bindings::arch_fault_access_error(fl, lock.vma().as_ptr()) } {
+fn check_access<'a>(
+    f: &Fault<'_>,
+    flags: FaultFlags,
+    lock: LockedVma<'a>,
+) -> Result<LockedVma<'a>, i32> {
+    // SAFETY: The VMA is valid and locked by `lock`.
+    if !unsafe { bindings::arch_fault_access_error(lock.vma().as_ptr(), f.hw_error, flags.bits()) }
+    {
         return Ok(lock);
     }
     let (vma, mm) = lock.into_raw();
+    let regs = f.regs.map_or(core::ptr::null_mut(), |r| r.as_ptr());
     // SAFETY: The arch hook takes over the lock (mmap read lock of `mm`, VMA lock if null).
-    unsafe { bindings::arch_fault_bad_access(fl, vma, mm) };
-    Err(())
+    Err(unsafe { bindings::arch_fault_bad_access(regs, f.address, f.hw_error, vma, mm) })
+}
+
+/// Step 2: the mmap read lock and the VMA that contains the address.
+#[inline(always)]
+fn lock_mm_and_find_vma<'a>(
+    f: &Fault<'_>,
+    mm: &'a MmWithUser,
+    flags: FaultFlags,
+) -> Option<LockedVma<'a>> {
+    #[cfg(CONFIG_LOCK_MM_AND_FIND_VMA)]
+    {
+        let _ = flags;
+        mm.lock_mm_and_find_vma(f.address, f.regs)
+    }
+    #[cfg(not(CONFIG_LOCK_MM_AND_FIND_VMA))]
+    {
+        // SAFETY: The arch hook returns null, or a VMA of `mm` with its mmap read lock held.
+        unsafe {
+            let vma =
+                bindings::arch_fault_lock_mm_and_find_vma(mm.as_raw(), f.address, flags.bits());
+            LockedVma::from_raw_mmap_locked(mm, vma)
+        }
+    }
+}
+
+/// Step 9: an error goes to the arch.
+#[inline(always)]
+fn finish(result: VmFaultResult) -> bindings::fault_loop_ret {
+    if result.is_error() {
+        ret(ERROR, result.bits() as i32)
+    } else {
+        ret(DONE, 0)
+    }
+}
+
+/// A fault that a pending signal ends: back to user mode, or to the exception fixup.
+#[inline(always)]
+fn interrupted(f: &Fault<'_>) -> bindings::fault_loop_ret {
+    ret(if f.user_mode { DONE } else { KERNEL_SIGNAL }, 0)
 }
 
 /// The user page-fault loop. See `include/linux/fault_loop.h`.
 ///
 /// # Safety
 ///
-/// `fl` and `fault` must be valid; `fl->regs` must be the registers of the fault; the caller
-/// must be in the fault handler of the current task, whose `mm` is not null, with no mmap or
-/// VMA lock held.
+/// `mm` must be the `mm` of the current task, not null; `regs` must be null or the registers
+/// of the fault; `flags` must be legal, without `FAULT_FLAG_VMA_LOCK` or
+/// `FAULT_FLAG_RETRY_NOWAIT`; the caller must be in the fault handler of the current task, with
+/// no mmap or VMA lock held.
 #[no_mangle]
 pub unsafe extern "C" fn rust_fault_loop(
-    fl: *mut bindings::fault_loop,
-    fault: *mut bindings::vm_fault_t,
-) -> LoopResult {
-    // SAFETY: The caller guarantees `fl` is valid and ours for the call.
-    let fl = unsafe { &mut *fl };
-    let address = fl.address;
-    let user_mode = fl.user_mode;
-    // SAFETY: The caller guarantees `regs` are the registers of this fault.
-    let regs = unsafe { PtRegs::from_raw(fl.regs) };
-    let Ok(mut flags) = FaultFlags::new(fl.flags) else {
-        return NO_VMA;
+    mm: *mut bindings::mm_struct,
+    regs: *mut bindings::pt_regs,
+    address: usize,
+    hw_error: usize,
+    flags: u32,
+    user_mode: bool,
+) -> bindings::fault_loop_ret {
+    let f = Fault {
+        // SAFETY: The caller guarantees `regs` is null or the registers of this fault.
+        regs: (!regs.is_null()).then(|| unsafe { PtRegs::from_raw(regs) }),
+        address,
+        hw_error,
+        user_mode,
     };
-    // SAFETY: The caller guarantees current has an mm, with users while it runs this fault.
-    let mm = unsafe { MmWithUser::from_raw((*bindings::get_current()).mm) };
+    // SAFETY: The caller guarantees a legal combination.
+    let mut flags = unsafe { FaultFlags::from_raw_unchecked(flags) };
+    // SAFETY: The caller guarantees `mm` is current's, which has users while it runs this
+    // fault.
+    let mm = unsafe { MmWithUser::from_raw(mm) };
 
-    if flags.contains(FaultFlag::User) {
-        if let Some(guard) = mm.lock_vma_under_rcu(address) {
-            let lock = match bad_access(fl, LockedVma::from_vma_guard(guard)) {
-                Ok(lock) => lock,
-                Err(()) => {
-                    count_vma_lock_event(VmaLockEvent::Success);
-                    return REPORTED;
-                }
-            };
-            let result = match lock.handle_mm_fault(address, flags, Some(regs)) {
-                Ok(FaultOutcome::Locked(lock, result)) => {
-                    drop(lock);
-                    result
-                }
-                Ok(FaultOutcome::Released(result)) => result,
-                // The address is in the VMA and the flags go with the VMA lock: the refusal
-                // cannot happen; take the mmap lock path.
-                Err(refused) => {
-                    drop(refused);
-                    return mmap_loop(fl, mm, regs, flags, fault);
-                }
-            };
-            if !result.is_retry() {
-                count_vma_lock_event(VmaLockEvent::Success);
-                return finish(result, fault);
-            }
-            count_vma_lock_event(VmaLockEvent::Retry);
-            if result.is_major() {
-                flags = flags.tried();
-            }
-            if fault_signal_pending(result, user_mode) {
-                return if user_mode { DONE } else { KERNEL_SIGNAL };
-            }
-        }
+    if let Some(result) = vma_lock_fault(&f, mm, &mut flags) {
+        return result;
     }
-    mmap_loop(fl, mm, regs, flags, fault)
+    mmap_loop(f, mm, flags)
 }
 
-/// Steps 2 to 9, under the mmap read lock.
+/// Step 1: a user fault under the per-VMA lock. Returns `None` to go on under the mmap
+/// lock, with `FAULT_FLAG_TRIED` added to `flags` after a major retry.
+#[cfg(CONFIG_PER_VMA_LOCK)]
 #[inline(always)]
-fn mmap_loop(
-    fl: &mut bindings::fault_loop,
+fn vma_lock_fault(
+    f: &Fault<'_>,
     mm: &MmWithUser,
-    regs: &PtRegs,
-    mut flags: FaultFlags,
-    fault: *mut bindings::vm_fault_t,
-) -> LoopResult {
-    let address = fl.address;
-    let user_mode = fl.user_mode;
+    flags: &mut FaultFlags,
+) -> Option<bindings::fault_loop_ret> {
+    if !flags.contains(FaultFlag::User) {
+        return None;
+    }
+    let guard = mm.lock_vma_under_rcu(f.address)?;
+    let lock = match check_access(f, *flags, LockedVma::from_vma_guard(guard)) {
+        Ok(lock) => lock,
+        Err(code) => {
+            count_vma_lock_event(VmaLockEvent::Success);
+            return Some(ret(BAD_ACCESS, code));
+        }
+    };
+    // SAFETY: `lock_vma_under_rcu()` found the VMA by the address; the caller of
+    // `rust_fault_loop()` guarantees flags without VMA_LOCK or RETRY_NOWAIT.
+    let result = match unsafe { lock.handle_mm_fault_unchecked(f.address, *flags, f.regs) } {
+        FaultOutcome::Locked(lock, result) => {
+            lock.unlock();
+            result
+        }
+        FaultOutcome::Released(result) => result,
+    };
+    if !result.is_retry() {
+        count_vma_lock_event(VmaLockEvent::Success);
+        return Some(finish(result));
+    }
+    count_vma_lock_event(VmaLockEvent::Retry);
+    if result.is_major() {
+        *flags = flags.tried();
+    }
+    if fault_signal_pending(result, f.user_mode) {
+        return Some(interrupted(f));
+    }
+    None
+}
+
+/// Without per-VMA locks (um, or `!CONFIG_SMP`), every fault takes the mmap lock.
+#[cfg(not(CONFIG_PER_VMA_LOCK))]
+#[inline(always)]
+fn vma_lock_fault(
+    _f: &Fault<'_>,
+    _mm: &MmWithUser,
+    _flags: &mut FaultFlags,
+) -> Option<bindings::fault_loop_ret> {
+    None
+}
+
+/// Steps 2 to 9, under the mmap read lock. Out of line: only the first attempt of a kernel
+/// fault, a VMA lock miss, or a retry gets here.
+#[inline(never)]
+fn mmap_loop(f: Fault<'_>, mm: &MmWithUser, mut flags: FaultFlags) -> bindings::fault_loop_ret {
+    let f = &f;
     loop {
-        let Some(lock) = mm.lock_mm_and_find_vma(address, Some(regs)) else {
-            return NO_VMA;
+        let Some(lock) = lock_mm_and_find_vma(f, mm, flags) else {
+            return ret(NO_VMA, 0);
         };
-        let Ok(lock) = bad_access(fl, lock) else {
-            return REPORTED;
+        let lock = match check_access(f, flags, lock) {
+            Ok(lock) => lock,
+            Err(code) => return ret(BAD_ACCESS, code),
         };
-        match lock.handle_mm_fault(address, flags, Some(regs)) {
-            Ok(FaultOutcome::Released(result)) => {
-                if fault_signal_pending(result, user_mode) {
-                    return if user_mode { DONE } else { KERNEL_SIGNAL };
+        // SAFETY: The VMA was looked up by the address; the flags have no VMA_LOCK.
+        match unsafe { lock.handle_mm_fault_unchecked(f.address, flags, f.regs) } {
+            FaultOutcome::Released(result) => {
+                if fault_signal_pending(result, f.user_mode) {
+                    return interrupted(f);
                 }
                 if result.is_completed() {
-                    return DONE;
+                    return ret(DONE, 0);
                 }
                 // VM_FAULT_RETRY: the lock is gone; again, without bound.
                 flags = flags.tried();
             }
-            Ok(FaultOutcome::Locked(lock, result)) => {
-                drop(lock);
-                return finish(result, fault);
-            }
-            Err(refused) => {
-                // Cannot happen: `lock_mm_and_find_vma()` found a VMA that contains the
-                // address, and the flags were built for the mmap lock.
-                drop(refused);
-                return NO_VMA;
+            FaultOutcome::Locked(lock, result) => {
+                lock.unlock();
+                return finish(result);
             }
         }
     }
-}
-
-#[inline(always)]
-fn finish(
-    result: kernel::mm::fault::VmFaultResult,
-    fault: *mut bindings::vm_fault_t,
-) -> LoopResult {
-    if !result.is_error() {
-        return DONE;
-    }
-    // SAFETY: The caller of `rust_fault_loop` guarantees `fault` is valid.
-    unsafe { *fault = result.bits() };
-    ERROR
 }
