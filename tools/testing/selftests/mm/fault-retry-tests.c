@@ -31,6 +31,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -39,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <linux/perf_event.h>
 #include <linux/userfaultfd.h>
 
 #include "../kselftest_harness.h"
@@ -1479,6 +1481,275 @@ TEST_F(gup_bad, foreign_pid)
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status)) TH_LOG("the unprivileged child was not refused with EPERM");
 	EXPECT_NO_PIN_LEAK();
+}
+
+/*
+ * Fault accounting. The per-VMA-lock events of /proc/vmstat (with
+ * CONFIG_PER_VMA_LOCK_STATS), the rusage fault counts and the perf software
+ * fault events (with CONFIG_PERF_EVENTS) of a fixed workload, checked
+ * against what the C loop of 6.12 counts:
+ *  - every hardware fault is one PERF_COUNT_SW_PAGE_FAULTS event, counted by
+ *    the arch before the loop, however often the loop retries;
+ *  - mm_account_fault() counts the final attempt only, as major if it
+ *    returned VM_FAULT_MAJOR or ran with FAULT_FLAG_TRIED, and the perf
+ *    minor and major events follow rusage;
+ *  - a user fault under the per-VMA lock counts vma_lock_success when it
+ *    ends there, vma_lock_retry when it falls back to the mmap lock.
+ * Both loops must give the same numbers: the case is the parity check of
+ * CONFIG_RUST_FAULT_LOOP. Counters that the kernel lacks are reported and
+ * left out; the rusage counts are always checked.
+ */
+#define ACCT_ANON_PAGES 16
+#define ACCT_UFFD_PAGES 4
+
+enum { PERF_FAULTS, PERF_MIN, PERF_MAJ, NR_PERF };
+static const unsigned long long perf_config[NR_PERF] = {
+	PERF_COUNT_SW_PAGE_FAULTS, PERF_COUNT_SW_PAGE_FAULTS_MIN,
+	PERF_COUNT_SW_PAGE_FAULTS_MAJ,
+};
+
+enum { VMA_SUCCESS, VMA_RETRY, VMA_MISS, VMA_ABORT, NR_VMA };
+static const char *const vma_event[NR_VMA] = {
+	"vma_lock_success", "vma_lock_retry", "vma_lock_miss", "vma_lock_abort",
+};
+
+struct fault_counts {
+	long vma[NR_VMA];	/* -1: no CONFIG_PER_VMA_LOCK_STATS */
+	long perf[NR_PERF];	/* -1: no perf software events */
+	long minflt, majflt;
+};
+
+/* Touched before use, so reading the counters takes no user fault. */
+static char vmstat_buf[32768];
+
+static int read_vmstat(long vma[NR_VMA])
+{
+	ssize_t n, len = 0;
+	int fd, i;
+
+	fd = open("/proc/vmstat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while ((n = read(fd, vmstat_buf + len, sizeof(vmstat_buf) - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	vmstat_buf[len] = '\0';
+	for (i = 0; i < NR_VMA; i++) {
+		size_t l = strlen(vma_event[i]);
+		char *p = vmstat_buf;
+
+		vma[i] = -1;
+		while ((p = strstr(p, vma_event[i]))) {
+			if ((p == vmstat_buf || p[-1] == '\n') && p[l] == ' ') {
+				vma[i] = strtol(p + l + 1, NULL, 10);
+				break;
+			}
+			p += l;
+		}
+	}
+	return 0;
+}
+
+/* Opens the perf fault events of thread @tid; fds[i] is -1 if there are none. */
+static void open_perf(pid_t tid, int fds[NR_PERF])
+{
+	for (int i = 0; i < NR_PERF; i++) {
+		struct perf_event_attr attr = {
+			.type = PERF_TYPE_SOFTWARE,
+			.size = sizeof(attr),
+			.config = perf_config[i],
+		};
+
+		fds[i] = syscall(SYS_perf_event_open, &attr, tid, -1, -1,
+				 PERF_FLAG_FD_CLOEXEC);
+	}
+}
+
+/*
+ * Snapshot of the counters of the calling thread. Take one first to warm up:
+ * a fault between its reads of /proc/vmstat and of rusage (a new stack
+ * page) would be counted by one and not by the other.
+ */
+static int read_counts(const int perf_fds[NR_PERF], struct fault_counts *c)
+{
+	struct rusage ru;
+	int ret;
+
+	ret = read_vmstat(c->vma);
+	if (ret)
+		return ret;
+	for (int i = 0; i < NR_PERF; i++) {
+		unsigned long long v;
+
+		c->perf[i] = -1;
+		if (perf_fds[i] >= 0 && read(perf_fds[i], &v, sizeof(v)) == sizeof(v))
+			c->perf[i] = v;
+	}
+	if (getrusage(RUSAGE_THREAD, &ru))
+		return -errno;
+	c->minflt = ru.ru_minflt;
+	c->majflt = ru.ru_majflt;
+	return 0;
+}
+
+static void counts_delta(struct fault_counts *d, const struct fault_counts *a,
+			 const struct fault_counts *b)
+{
+	for (int i = 0; i < NR_VMA; i++)
+		d->vma[i] = a->vma[i] < 0 ? -1 : b->vma[i] - a->vma[i];
+	for (int i = 0; i < NR_PERF; i++)
+		d->perf[i] = a->perf[i] < 0 ? -1 : b->perf[i] - a->perf[i];
+	d->minflt = b->minflt - a->minflt;
+	d->majflt = b->majflt - a->majflt;
+}
+
+FIXTURE(accounting)
+{
+	struct fault_counts before, after, d;
+	int perf_fds[NR_PERF];
+};
+
+FIXTURE_SETUP(accounting)
+{
+	memset(vmstat_buf, 0, sizeof(vmstat_buf));
+	for (int i = 0; i < NR_PERF; i++)
+		self->perf_fds[i] = -1;
+	page_size = sysconf(_SC_PAGESIZE);
+}
+
+FIXTURE_TEARDOWN(accounting)
+{
+	for (int i = 0; i < NR_PERF; i++)
+		if (self->perf_fds[i] >= 0)
+			close(self->perf_fds[i]);
+}
+
+/*
+ * Logs the deltas and checks them: @faults hardware faults, @minflt minor
+ * and @majflt major ones; with per-VMA locks, @vma_success and @vma_retry
+ * VMA-lock events and no miss or abort.
+ */
+static void check_counts(struct __test_metadata *_metadata,
+			 const struct fault_counts *d, long faults, long minflt,
+			 long majflt, long vma_success, long vma_retry)
+{
+	TH_LOG("rusage min %ld maj %ld; perf faults %ld min %ld maj %ld; vma_lock success %ld retry %ld miss %ld abort %ld",
+	       d->minflt, d->majflt, d->perf[PERF_FAULTS], d->perf[PERF_MIN],
+	       d->perf[PERF_MAJ], d->vma[VMA_SUCCESS], d->vma[VMA_RETRY],
+	       d->vma[VMA_MISS], d->vma[VMA_ABORT]);
+	EXPECT_EQ(minflt, d->minflt);
+	EXPECT_EQ(majflt, d->majflt);
+	if (d->perf[PERF_FAULTS] < 0) {
+		TH_LOG("no perf software events (CONFIG_PERF_EVENTS): not checked");
+	} else {
+		EXPECT_EQ(faults, d->perf[PERF_FAULTS]);
+		EXPECT_EQ(d->minflt, d->perf[PERF_MIN]);
+		EXPECT_EQ(d->majflt, d->perf[PERF_MAJ]);
+	}
+	if (d->vma[VMA_SUCCESS] < 0) {
+		TH_LOG("no vma_lock events (CONFIG_PER_VMA_LOCK_STATS): not checked");
+	} else {
+		EXPECT_EQ(vma_success, d->vma[VMA_SUCCESS]);
+		EXPECT_EQ(vma_retry, d->vma[VMA_RETRY]);
+		EXPECT_EQ(0, d->vma[VMA_MISS]);
+		EXPECT_EQ(0, d->vma[VMA_ABORT]);
+	}
+}
+
+/*
+ * Write faults on fresh anonymous memory: one minor fault per page, each
+ * done under the per-VMA lock.
+ */
+TEST_F(accounting, anon_write)
+{
+	size_t len = ACCT_ANON_PAGES * page_size;
+	volatile char *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	madvise((void *)p, len, MADV_NOHUGEPAGE);
+	open_perf(0, self->perf_fds);
+	ASSERT_EQ(0, read_counts(self->perf_fds, &self->before));
+	ASSERT_EQ(0, read_counts(self->perf_fds, &self->before));
+	for (size_t i = 0; i < len; i += page_size)
+		p[i] = 1;
+	ASSERT_EQ(0, read_counts(self->perf_fds, &self->after));
+	counts_delta(&self->d, &self->before, &self->after);
+	check_counts(_metadata, &self->d, ACCT_ANON_PAGES, ACCT_ANON_PAGES, 0,
+		     ACCT_ANON_PAGES, 0);
+	munmap((void *)p, len);
+}
+
+struct acct_reader {
+	const volatile unsigned char *addr;
+	int perf_fds[NR_PERF];
+	struct fault_counts before, after;
+	atomic_int ready;
+	int ret;
+	unsigned int sum;
+};
+
+/* Counts its own faults on the registered pages, one read per page. */
+static void *acct_reader_thread(void *arg)
+{
+	struct acct_reader *r = arg;
+
+	open_perf(0, r->perf_fds);
+	r->ret = read_counts(r->perf_fds, &r->before);
+	if (!r->ret)
+		r->ret = read_counts(r->perf_fds, &r->before);
+	atomic_store(&r->ready, 1);
+	for (size_t i = 0; i < ACCT_UFFD_PAGES; i++)
+		r->sum += r->addr[i * page_size];
+	if (!r->ret)
+		r->ret = read_counts(r->perf_fds, &r->after);
+	for (int i = 0; i < NR_PERF; i++)
+		if (r->perf_fds[i] >= 0)
+			close(r->perf_fds[i]);
+	return NULL;
+}
+
+/*
+ * The uffd round trip, page by page: the fault waits in handle_userfault(),
+ * returns VM_FAULT_RETRY once the monitor has copied the page in, and the
+ * loop retries it. With per-VMA locks, handle_userfault() drops the VMA
+ * lock (vma_lock_retry) and the retry under the mmap lock, without
+ * FAULT_FLAG_TRIED since the first attempt was not major, finds the page:
+ * a minor fault. Without them (um), the retry runs with FAULT_FLAG_TRIED:
+ * a major fault. Without CONFIG_PER_VMA_LOCK_STATS the case cannot tell
+ * which applies, and accepts either, but not a mix.
+ */
+TEST_F(accounting, uffd_round_trip)
+{
+	struct acct_reader r = { 0 };
+	struct uffd_mem m;
+	struct uffd_msg msg;
+	pthread_t t;
+	int vma_locks;
+
+	uffd_mem_setup(_metadata, &m, ACCT_UFFD_PAGES);
+	r.addr = m.area;
+	ASSERT_EQ(0, pthread_create(&t, NULL, acct_reader_thread, &r));
+	for (int i = 0; i < ACCT_UFFD_PAGES; i++) {
+		unsigned long page = (unsigned long)m.area + i * page_size;
+
+		EXPECT_FAULT_AT(m.uffd, page, &msg);
+		ASSERT_EQ(0, uffd_copy(m.uffd, page, m.src + i * page_size, page_size));
+	}
+	ASSERT_EQ(0, join_within(t, WAIT_MS));
+	ASSERT_EQ(1, atomic_load(&r.ready));
+	ASSERT_EQ(0, r.ret) TH_LOG("reading the counters: %s", strerror(-r.ret));
+	counts_delta(&self->d, &r.before, &r.after);
+	if (self->d.vma[VMA_SUCCESS] >= 0)
+		vma_locks = 1;
+	else	/* Whether the kernel has per-VMA locks shows in the counts. */
+		vma_locks = self->d.majflt == 0;
+	check_counts(_metadata, &self->d, ACCT_UFFD_PAGES,
+		     vma_locks ? ACCT_UFFD_PAGES : 0,
+		     vma_locks ? 0 : ACCT_UFFD_PAGES, 0, ACCT_UFFD_PAGES);
+	uffd_mem_teardown(&m);
 }
 
 TEST_HARNESS_MAIN
