@@ -10,6 +10,8 @@
 #   make build      build one kernel and its initramfs (ARCH=, VARIANT=)
 #   make boot       build, boot and judge one kernel (ARCH=, VARIANT=)
 #   make lint       rustfmtcheck, CLIPPY=1 + W=1, rustdoc for one kernel (ARCH=)
+#   make bench      cost per fault, C loop vs Rust loop, in one run
+#                   (BENCH_ARCHES=, default x86_64 arm64 riscv64 um)
 #   make refresh-patches   write build/src's commits back to patches/
 #   make clean      remove builds, logs and results (keeps the unpacked base)
 #   make distclean  remove build/ entirely
@@ -19,7 +21,7 @@ VARIANT ?=
 WB := workbench
 TARGET := $(ARCH)$(if $(VARIANT),-$(VARIANT))
 
-.PHONY: run check setup tree build boot lint refresh-patches clean distclean
+.PHONY: run check setup tree build boot lint bench refresh-patches clean distclean
 
 run:
 	@$(WB)/check.sh --show x86_64
@@ -41,6 +43,9 @@ boot:
 
 lint: build
 	@$(WB)/lint.sh $(ARCH) $(VARIANT)
+
+bench: tree
+	@$(WB)/bench.sh $(BENCH_ARCHES)
 
 refresh-patches:
 	@$(WB)/refresh-patches.sh

@@ -10,7 +10,9 @@
 # Environment: BOOT_TIMEOUT (s, default 900), FR_TIMEOUT (per test in the
 # guest, s, default 300), KVM=1 to use KVM (x86_64 only; guests hang under it
 # on these machines, so TCG is the default), QEMU_EXTRA (more QEMU options),
-# APPEND_EXTRA (more kernel command line).
+# APPEND_EXTRA (more kernel command line), BOOT_TAG (a name for this boot's
+# log and KTAP, <arch>[-<variant>].<tag>, for boots other than the tests'),
+# BOOT_RESULTS (where the KTAP goes instead of build/results), SMP (CPUs, 2).
 . "$(dirname "$0")/lib.sh"
 
 arch=${1:?usage: boot.sh ARCH [VARIANT]}
@@ -18,21 +20,22 @@ variant=${2:-}
 check_arch "$arch"
 name=$(name_of "$arch" "$variant")
 out=$OUT/$name
-log=$LOGS/$name
+run=$name${BOOT_TAG:+.$BOOT_TAG}
+log=$LOGS/$run
 console=$log/console.log
-tap=$RESULTS/$name.tap
+tap=${BOOT_RESULTS:-$RESULTS}/$run.tap
 timeout_s=${BOOT_TIMEOUT:-900}
 image=$out/$(arch_image "$arch")
 initrd=$out/guest/initramfs.cpio
 
 [ -f "$image" ] && [ -f "$initrd" ] || die "$name is not built: run 'make build ARCH=$arch'"
-mkdir -p "$log" "$RESULTS"
+mkdir -p "$log" "$(dirname "$tap")"
 rm -f "$tap" "$console"
 
 append="panic=-1 FR_TIMEOUT=${FR_TIMEOUT:-300} ${APPEND_EXTRA:-}"
 accel=(-accel tcg)
 [ "${KVM:-0}" = 1 ] && accel=(-accel kvm)
-qemu_common=(-smp 2 -m 1G -nographic -no-reboot -monitor none -serial stdio
+qemu_common=(-smp "${SMP:-2}" -m 1G -nographic -no-reboot -monitor none -serial stdio
 	-kernel "$image" -initrd "$initrd")
 
 case $arch in
@@ -53,7 +56,7 @@ esac
 # shellcheck disable=SC2206
 [ -n "${QEMU_EXTRA:-}" ] && [ "$arch" != um ] && cmd+=($QEMU_EXTRA)
 
-printf '  %-44s ' "boot ($name)"
+printf '  %-44s ' "boot ($run)"
 t0=$(date +%s)
 echo "# ${cmd[*]}" >"$log/boot-cmd.txt"
 set +e

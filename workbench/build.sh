@@ -89,31 +89,39 @@ compile_kernel() {
 }
 
 # Static guest programs, rebuilt when their source or the headers change.
+# workbench/guest-tests says which, and where: /tests (the default) or /bench.
 compile_guest() {
-	local src bin
-	mkdir -p "$guest/tests"
+	local src dir bin
+	mkdir -p "$guest/tests" "$guest/bench"
 	if [ ! "$guest/init" -nt "$WB/guest/init.c" ]; then
 		"$cc" -static -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
 	fi
-	# The list of tests is the list in workbench/guest-tests: drop others.
+	# The list in workbench/guest-tests is the list: drop others.
 	local want=()
-	while read -r src _; do
+	while read -r src dir _; do
 		case "$src" in '' | '#'*) continue ;; esac
+		case "${dir:=tests}" in tests | bench) ;; *)
+			echo "workbench/guest-tests: $src: directory '$dir' is not tests or bench"
+			return 1 ;;
+		esac
 		[ -f "$SRC/$src" ] || { echo "workbench/guest-tests: $src not in the tree"; return 1; }
-		bin=$guest/tests/$(basename "${src%.c}")
-		want+=("$(basename "$bin")")
+		bin=$guest/$dir/$(basename "${src%.c}")
+		want+=("$dir/$(basename "$bin")")
 		if [ ! "$bin" -nt "$SRC/$src" ] || [ "$hdr" -nt "$bin" ]; then
 			"$cc" -static -O2 -g -Wall -pthread -isystem "$hdr" \
 				-I "$SRC/tools/testing/selftests" -o "$bin" "$SRC/$src"
 		fi
 	done <"$WB/guest-tests"
-	for bin in "$guest/tests"/*; do
+	for bin in "$guest"/tests/* "$guest"/bench/*; do
 		[ -e "$bin" ] || continue
-		case " ${want[*]} " in *" $(basename "$bin") "*) ;; *) rm -f "$bin" ;; esac
+		case " ${want[*]} " in
+		*" $(basename "$(dirname "$bin")")/$(basename "$bin") "*) ;;
+		*) rm -f "$bin" ;;
+		esac
 	done
 }
 
-# The initramfs: /init, /dev/console, /tests/*. Made by the kernel's own
+# The initramfs: /init, /dev/console, /tests/*, /bench/*. Made by the kernel's own
 # usr/gen_init_cpio, so no root or device nodes are needed on the host.
 make_initramfs() {
 	local list=$guest/initramfs.list f
@@ -124,9 +132,11 @@ make_initramfs() {
 		echo "dir /sys 0755 0 0"
 		echo "dir /tmp 1777 0 0"
 		echo "dir /tests 0755 0 0"
+		echo "dir /bench 0755 0 0"
 		echo "file /init $guest/init 0755 0 0"
-		for f in "$guest/tests"/*; do
-			[ -e "$f" ] && echo "file /tests/$(basename "$f") $f 0755 0 0"
+		for f in "$guest"/tests/* "$guest"/bench/*; do
+			[ -e "$f" ] &&
+				echo "file /$(basename "$(dirname "$f")")/$(basename "$f") $f 0755 0 0"
 		done
 	} >"$list"
 	"$out/usr/gen_init_cpio" "$list" >"$guest/initramfs.cpio.tmp"

@@ -22,6 +22,9 @@
  * FR_ARGS as its arguments (for example FR_ARGS="-t storm" to run one case
  * of a kselftest harness program). Then the guest powers
  * off: power-off, not reboot, because UML restarts the kernel on reboot().
+ *
+ * With FR_BENCH=1 on the kernel command line it runs the programs of /bench
+ * instead, and no KUnit suites (make bench).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -43,6 +46,7 @@
 #include <unistd.h>
 
 #define TESTS_DIR "/tests"
+#define BENCH_DIR "/bench"
 #define KUNIT_DIR "/sys/kernel/debug/kunit"
 #define INDENT "    "
 #define MAX_ENTRIES 256
@@ -225,6 +229,8 @@ static void emit_lines(char *buf, size_t *len, int flush)
 	}
 }
 
+static const char *tests_dir = TESTS_DIR;
+
 static int run_test(int num, const char *name, int timeout)
 {
 	char path[512], buf[8192];
@@ -232,7 +238,7 @@ static int run_test(int num, const char *name, int timeout)
 	int pfd[2], eof = 0, timed_out = 0;
 	double start = now(), exited_at = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", TESTS_DIR, name);
+	snprintf(path, sizeof(path), "%s/%s", tests_dir, name);
 	out("# fr-guest: running %s (timeout %d s)\n", name, timeout);
 	if (pipe2(pfd, O_CLOEXEC)) {
 		out("not ok %d %s # pipe: %s\n", num, name, strerror(errno));
@@ -337,8 +343,14 @@ int main(void)
 	if (klogctl(SYSLOG_ACTION_CONSOLE_LEVEL, NULL, CONSOLE_LOGLEVEL))
 		out("# fr-guest: cannot set the console log level: %s\n", strerror(errno));
 
-	nsuites = list_dir(KUNIT_DIR, suites, MAX_ENTRIES, 1);
-	ntests = list_dir(TESTS_DIR, tests, MAX_ENTRIES, 0);
+	t = getenv("FR_BENCH");
+	if (t && !strcmp(t, "1")) {
+		tests_dir = BENCH_DIR;
+		nsuites = 0;
+	} else {
+		nsuites = list_dir(KUNIT_DIR, suites, MAX_ENTRIES, 1);
+	}
+	ntests = list_dir(tests_dir, tests, MAX_ENTRIES, 0);
 
 	out("# fr-guest: begin\n");
 	out("KTAP version 1\n");

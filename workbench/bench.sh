@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# bench.sh [ARCH...]: the cost per fault of the C and the Rust user
+# page-fault loop (CONFIG_RUST_FAULT_LOOP), measured in one run on the same
+# base by tools/testing/selftests/mm/fault-retry-bench.c.
+#
+# For each arch (default: $BENCH_ARCHES) it builds, or reuses, the kernels of
+# make check with the C loop and with the Rust loop, and boots each with
+# FR_BENCH=1, so that the guest's /init runs the benchmark instead of the
+# tests:
+#  - QEMU with -icount shift=0,sleep=off: guest nanoseconds are guest
+#    instructions, and the numbers repeat from run to run. The ratios of
+#    these are the result;
+#  - plain QEMU TCG, wall clock, for information (um: native, wall clock).
+# The report goes to build/results/bench.txt (and bench.json); the run fails
+# if the anon_write ratio exceeds $BENCH_MAX_RATIO on x86_64 or arm64.
+. "$(dirname "$0")/lib.sh"
+
+BENCH_ARCHES=${BENCH_ARCHES:-"x86_64 arm64 riscv64 um"}
+BENCH_ARGS=${BENCH_ARGS:-"-r 15 -p 512"}
+BENCH_MAX_RATIO=${BENCH_MAX_RATIO:-1.005}
+arches=${*:-$BENCH_ARCHES}
+dir=$BUILD/bench
+rm -rf "$dir"
+mkdir -p "$dir" "$RESULTS"
+
+for arch in $arches; do
+	check_arch "$arch"
+	for variant in "" rust; do
+		"$WB/build.sh" "$arch" $variant
+		modes="tcg"
+		[ "$arch" = um ] && modes="native"
+		[ "$arch" != um ] && modes="icount tcg"
+		for mode in $modes; do
+			extra=
+			[ "$mode" = icount ] && extra="-icount shift=0,sleep=off"
+			BOOT_TAG=bench-$mode BOOT_RESULTS=$dir QEMU_EXTRA=$extra \
+				APPEND_EXTRA="FR_BENCH=1 FR_ARGS=\"$BENCH_ARGS\"" \
+				"$WB/boot.sh" "$arch" $variant
+		done
+	done
+done
+
+cmd="make bench${*:+ BENCH_ARCHES=\"$*\"}"
+python3 "$WB/bench-report.py" --dir "$dir" --max-ratio "$BENCH_MAX_RATIO" \
+	--json "$RESULTS/bench.json" --command "$cmd" --args "$BENCH_ARGS" $arches |
+	tee "$RESULTS/bench.txt"
+exit "${PIPESTATUS[0]}"
