@@ -16,7 +16,7 @@ DL=$BUILD/dl              # downloaded base package
 ARCHES="x86_64 arm64 riscv64 um"
 # What make check builds and boots: every arch with the C fault loop, and the
 # variants (ARCH-VARIANT, with kernel/configs/fault-retry-VARIANT.config).
-CHECK_TARGETS="x86_64 arm64 riscv64 um x86_64-rust"
+CHECK_TARGETS="x86_64 arm64 riscv64 um x86_64-rust arm64-rust riscv64-rust um-rust x86_64-rust-debug arm64-rust-debug"
 
 # The toolchain: Debian's rustc-web (it has rust-src), bindgen from crates.io,
 # LLVM=1 for every arch. The rustup rustc first on PATH has no rust-src.
