@@ -57,12 +57,14 @@ struct Fault<'a> {
 
 /// The per-VMA lock events that the loop counts (`count_vm_vma_lock_event()`); they exist
 /// only with `CONFIG_PER_VMA_LOCK_STATS`.
+#[cfg(CONFIG_PER_VMA_LOCK)]
 #[derive(Clone, Copy)]
 enum VmaLockEvent {
     Success,
     Retry,
 }
 
+#[cfg(CONFIG_PER_VMA_LOCK)]
 #[inline(always)]
 fn count_vma_lock_event(event: VmaLockEvent) {
     #[cfg(CONFIG_PER_VMA_LOCK_STATS)]
