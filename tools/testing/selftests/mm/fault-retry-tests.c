@@ -1617,6 +1617,15 @@ FIXTURE_SETUP(accounting)
 	for (int i = 0; i < NR_PERF; i++)
 		self->perf_fds[i] = -1;
 	page_size = sysconf(_SC_PAGESIZE);
+	/*
+	 * The vma_lock events are global: the monitoring thread must not
+	 * fault while the counted thread works. Populate and lock what is
+	 * mapped now (code, data, stack); the memory of the workload is
+	 * mapped later and faults normally.
+	 */
+	if (mlockall(MCL_CURRENT))
+		TH_LOG("mlockall: %s: other faults may show in vma_lock events",
+		       strerror(errno));
 }
 
 FIXTURE_TEARDOWN(accounting)
