@@ -12,6 +12,7 @@
 #   make lint       rustfmtcheck, CLIPPY=1 + W=1, rustdoc for one kernel (ARCH=)
 #   make bench      cost per fault, C loop vs Rust loop, in one run
 #                   (BENCH_ARCHES=, default x86_64 arm64 riscv64 um)
+#   make fault-trace  instructions of one fault per function, C vs Rust (ARCH=)
 #   make refresh-patches   write build/src's commits back to patches/
 #   make clean      remove builds, logs and results (keeps the unpacked base)
 #   make distclean  remove build/ entirely
@@ -21,7 +22,7 @@ VARIANT ?=
 WB := workbench
 TARGET := $(ARCH)$(if $(VARIANT),-$(VARIANT))
 
-.PHONY: run check setup tree build boot lint bench refresh-patches clean distclean
+.PHONY: run check setup tree build boot lint bench fault-trace refresh-patches clean distclean
 
 run:
 	@$(WB)/check.sh --show x86_64
@@ -46,6 +47,9 @@ lint: build
 
 bench: tree
 	@$(WB)/bench.sh $(BENCH_ARCHES)
+
+fault-trace: tree
+	@$(WB)/fault-trace.sh $(ARCH)
 
 refresh-patches:
 	@$(WB)/refresh-patches.sh
