@@ -11,7 +11,8 @@
 //! 3. the arch's access check;
 //! 4. `handle_mm_fault()`;
 //! 5. on `VM_FAULT_RETRY`, `fault_signal_pending()`: return to user mode for any signal, to the
-//!    exception fixup for a fatal one in kernel mode;
+//!    exception fixup for a fatal one in kernel mode (a kernel-mode fault does not wait
+//!    interruptibly, so other signals do not make it spin);
 //! 6. `VM_FAULT_COMPLETED`: done, the lock is already released;
 //! 7. `VM_FAULT_RETRY`: again with `FAULT_FLAG_TRIED`, without bound;
 //! 8. unlock;
@@ -164,6 +165,13 @@ pub unsafe extern "C" fn rust_fault_loop(
     };
     // SAFETY: The caller guarantees a legal combination.
     let mut flags = unsafe { FaultFlags::from_raw_unchecked(flags) };
+    // Only a fault that returns to user mode for a signal may wait interruptibly: a
+    // kernel-mode fault is retried until it is resolved or a fatal signal arrives, and an
+    // interruptible wait would return at once, again and again, while a signal is pending.
+    // (handle_mm_fault() does the same for faults with regs; um has none.)
+    if !user_mode {
+        flags = flags.without(FaultFlag::Interruptible).unwrap_or(flags);
+    }
     // SAFETY: The caller guarantees `mm` is current's, which has users while it runs this
     // fault.
     let mm = unsafe { MmWithUser::from_raw(mm) };
