@@ -14,7 +14,8 @@
 //!   process with an address space (`ESRCH`).
 //! - `FR_GUP_FAULTIN`: `fixup_user_fault()` for write on each page of the range, under the
 //!   mmap read lock of the calling process; `done` counts the pages for which the lock was
-//!   released and taken again.
+//!   released and taken again. With `FR_GUP_INTERRUPTIBLE` the fault is
+//!   `FAULT_FLAG_INTERRUPTIBLE`.
 //! - `FR_GUP_PINS`: how many pins the device holds now (always 0 between calls).
 //!
 //! `flags`: `FR_GUP_WRITE` (1) asks for write access, `FR_GUP_INTERRUPTIBLE` (2) lets a
@@ -208,11 +209,14 @@ fn pin_remote(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
 }
 
 fn faultin(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
-    if req.flags & !FR_GUP_WRITE != 0 {
+    if req.flags & !(FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE) != 0 {
         return Err(EINVAL);
     }
     gup::check_range(addr, nr_pages)?;
-    let flags = FaultFlags::empty().with(FaultFlag::Write)?;
+    let mut flags = FaultFlags::empty().with(FaultFlag::Write)?;
+    if req.flags & FR_GUP_INTERRUPTIBLE != 0 {
+        flags = flags.with(FaultFlag::Interruptible)?;
+    }
     let retaken = MmWithUser::with_current(|mm| -> Result<u64> {
         let mut guard = mm.mmap_read_lock_killable()?;
         let mut retaken = 0;

@@ -388,11 +388,10 @@ pub enum Relock {
 /// again on return, as the result says. Because the guard is borrowed mutably, no VMA
 /// reference from before the call can be used after it. May sleep.
 ///
-/// `flags` may not contain `ALLOW_RETRY`, `RETRY_NOWAIT`, `TRIED`, `VMA_LOCK` (the function
-/// manages retries under the mmap lock) or `INTERRUPTIBLE` (it would retry at once, forever,
-/// while a non-fatal signal is pending): `EINVAL`. Other errors: `EFAULT` for an address that
+/// `flags` may not contain `ALLOW_RETRY`, `RETRY_NOWAIT`, `TRIED` or `VMA_LOCK` (the function
+/// manages retries under the mmap lock): `EINVAL`. Other errors: `EFAULT` for an address that
 /// is not mapped or an access the mapping does not allow, `ENOMEM`, and `EINTR` if a fatal
-/// signal is pending.
+/// signal is pending, or with [`FaultFlag::Interruptible`] any signal.
 pub fn fixup_user_fault(
     guard: &mut MmapReadGuard<'_>,
     address: usize,
@@ -403,7 +402,6 @@ pub fn fixup_user_fault(
         FaultFlag::RetryNowait,
         FaultFlag::Tried,
         FaultFlag::VmaLock,
-        FaultFlag::Interruptible,
     ] {
         if flags.contains(f) {
             return Err(EINVAL);
