@@ -265,11 +265,16 @@ static int recv_fd(int sock, unsigned long *addr)
  * hands its userfaultfd and the page's address to the parent.
  * TOUCH: it then reads the page (a user-mode fault) and exits 0 if it saw
  * the pattern, 2 if not. IDLE: it waits until the parent closes the socket,
- * so that others can fault on its memory through GUP.
+ * so that others can fault on its memory through GUP. PIN: it pins the page
+ * through the Rust sample. PIPE_WRITE and PIPE_READ: kernel-mode faults, with
+ * a SIGUSR1 handler (SA_RESTART) installed: write() copies the page into a
+ * pipe (copy_from_user()), read() copies the pattern from a pipe into the
+ * page (copy_to_user()); either exits 0 if the bytes arrived.
  */
-enum child_mode { CHILD_TOUCH, CHILD_IDLE, CHILD_PIN };
+enum child_mode { CHILD_TOUCH, CHILD_IDLE, CHILD_PIN, CHILD_PIPE_WRITE, CHILD_PIPE_READ };
 
 static int gup_dev_pin_check(void *addr);
+static int pipe_copy_check(volatile unsigned char *p, enum child_mode mode);
 
 struct child {
 	pid_t pid;
@@ -301,6 +306,8 @@ static void __attribute__((noreturn)) child_main(int sock, enum child_mode mode)
 	}
 	if (mode == CHILD_PIN)
 		_exit(gup_dev_pin_check((void *)p) ? 2 : 0);
+	if (mode == CHILD_PIPE_WRITE || mode == CHILD_PIPE_READ)
+		_exit(pipe_copy_check(p, mode));
 	_exit(check_pattern(p, page_size) ? 2 : 0);
 }
 
@@ -805,6 +812,174 @@ TEST_F(proc, sigkill_user_fault)
 	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
 	EXPECT_KILLED_PROMPTLY(ch->pid);
 	ch->pid = -1;
+}
+
+/* ---- kernel-mode faults: sleep, not spin, while a non-fatal signal is pending ---- */
+
+static void noop_handler(int sig)
+{
+	(void)sig;
+}
+
+/* The kernel-mode fault of a PIPE_* child; the exit status of the child. */
+static int pipe_copy_check(volatile unsigned char *p, enum child_mode mode)
+{
+	struct sigaction sa = { .sa_handler = noop_handler, .sa_flags = SA_RESTART };
+	unsigned char *buf = malloc(page_size);
+	int pfd[2];
+
+	sigemptyset(&sa.sa_mask);
+	if (!buf || sigaction(SIGUSR1, &sa, NULL) || pipe(pfd))
+		return 3;
+	if (mode == CHILD_PIPE_WRITE) {
+		/* Blocks in copy_from_user() until the page is resolved. */
+		if (write(pfd[1], (void *)p, page_size) != page_size ||
+		    read(pfd[0], buf, page_size) != page_size)
+			return 4;
+		return check_pattern(buf, page_size) ? 2 : 0;
+	}
+	fill_pattern(buf, page_size);
+	if (write(pfd[1], buf, page_size) != page_size)
+		return 4;
+	/* Blocks in copy_to_user() until the page is resolved. */
+	if (read(pfd[0], (void *)p, page_size) != page_size)
+		return 4;
+	return check_pattern(p, page_size) ? 2 : 0;
+}
+
+/* CPU time of process @pid, in seconds, from /proc/PID/stat; -1 on error. */
+static double proc_cpu_s(pid_t pid)
+{
+	unsigned long utime, stime;
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* After the name: state, then fields 4 to 13, then utime and stime. */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			 &utime, &stime) != 2)
+		return -1;
+	return (double)(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+/* The CPU time that process @pid uses in one second; logged. */
+static double cpu_in_one_second(struct __test_metadata *_metadata, pid_t pid)
+{
+	double c0, c1;
+
+	c0 = proc_cpu_s(pid);
+	usleep(1000 * 1000);
+	c1 = proc_cpu_s(pid);
+	TH_LOG("the blocked process used %.2f s of CPU in 1 s", c1 - c0);
+	return c0 < 0 || c1 < 0 ? 1 : c1 - c0;
+}
+
+/*
+ * A kernel-mode fault on userfaultfd memory, in another process: its
+ * write() or read() waits in handle_userfault() for the page.
+ */
+FIXTURE(kernel_mode)
+{
+	struct child target;
+	unsigned char *src;
+};
+
+FIXTURE_VARIANT(kernel_mode)
+{
+	enum child_mode mode;
+};
+
+FIXTURE_VARIANT_ADD(kernel_mode, write)
+{
+	.mode = CHILD_PIPE_WRITE,
+};
+
+FIXTURE_VARIANT_ADD(kernel_mode, read)
+{
+	.mode = CHILD_PIPE_READ,
+};
+
+FIXTURE_SETUP(kernel_mode)
+{
+	page_size = sysconf(_SC_PAGESIZE);
+	self->target.pid = -1;
+	self->target.uffd = self->target.sock = -1;
+	self->src = malloc(page_size);
+	ASSERT_NE(NULL, self->src);
+	fill_pattern(self->src, page_size);
+}
+
+FIXTURE_TEARDOWN(kernel_mode)
+{
+	stop_child(&self->target);
+	free(self->src);
+}
+
+/*
+ * A handled SIGUSR1 does not make the fault spin: it sleeps (under 10% of
+ * one CPU over a second) until the page is resolved, then the copy
+ * completes. (Before the fix: 100%, retrying at once.)
+ */
+TEST_F(kernel_mode, signal_sleeps)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+
+	START_CHILD(ch, variant->mode);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, kill(ch->pid, SIGUSR1));
+	EXPECT_LT(cpu_in_one_second(_metadata, ch->pid), 0.1);
+	ASSERT_EQ(0, uffd_copy(ch->uffd, ch->addr, self->src, page_size));
+	EXPECT_CHILD_OK(ch);
+}
+
+/* SIGKILL ends the fault, and the process, promptly. */
+TEST_F(kernel_mode, sigkill)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+
+	START_CHILD(ch, variant->mode);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	EXPECT_KILLED_PROMPTLY(ch->pid);
+	ch->pid = -1;
+}
+
+/*
+ * SIGSTOP: the fault keeps sleeping (it cannot stop inside the kernel), the
+ * process stops once the copy is done and it returns to user mode, and
+ * continues after SIGCONT with the right bytes.
+ */
+TEST_F(kernel_mode, sigstop)
+{
+	struct child *ch = &self->target;
+	struct uffd_msg msg;
+	double end;
+	char st = 0;
+
+	START_CHILD(ch, variant->mode);
+	EXPECT_FAULT_AT(ch->uffd, ch->addr, &msg);
+	ASSERT_EQ(0, kill(ch->pid, SIGSTOP));
+	EXPECT_LT(cpu_in_one_second(_metadata, ch->pid), 0.1);
+	ASSERT_EQ(0, uffd_copy(ch->uffd, ch->addr, self->src, page_size));
+	for (end = now_s() + 2; now_s() < end; usleep(1000)) {
+		st = proc_state(ch->pid);
+		if (st == 'T')
+			break;
+	}
+	ASSERT_EQ('T', st) TH_LOG("state %c after the resolution", st ? st : '?');
+	ASSERT_EQ(0, kill(ch->pid, SIGCONT));
+	EXPECT_CHILD_OK(ch);
 }
 
 /* Reads @len bytes at @addr of process @pid: pin_user_pages_remote(). */
@@ -1326,6 +1501,31 @@ TEST_F(gup, sigusr1_interruptible_eintr)
 	EXPECT_NO_PIN_LEAK();
 }
 
+/*
+ * fixup_user_fault() with FAULT_FLAG_INTERRUPTIBLE: a handled SIGUSR1 ends
+ * the wait with EINTR, at once. (Before the fix it retried at once, again
+ * and again, until the page was resolved.)
+ */
+TEST_F(gup, faultin_sigusr1_interruptible_eintr)
+{
+	struct gup_call c = { self->dev, FR_GUP_FAULTIN,
+			      { .addr = (unsigned long)self->m.area, .nr_pages = 1,
+				.flags = FR_GUP_INTERRUPTIBLE } };
+	struct uffd_msg msg;
+	pthread_t t;
+
+	ASSERT_EQ(0, install_sigusr1(SA_RESTART));
+	ASSERT_EQ(0, pthread_create(&t, NULL, gup_call_thread, &c));
+	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
+	ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
+	ASSERT_EQ(0, join_within(t, 2000)) TH_LOG("the interruptible fault-in did not return");
+	ASSERT_EQ(-1, c.ret);
+	ASSERT_EQ(EINTR, c.err);
+	/* The mmap lock is not leaked: munmap() takes it for write. */
+	ASSERT_EQ(0, munmap(mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+				 -1, 0), page_size));
+}
+
 /* ---- bad input to the sample: a specific errno, no oops, no leaked pin or lock ---- */
 
 FIXTURE(gup_bad)
@@ -1435,7 +1635,7 @@ TEST_F(gup_bad, bad_flags_and_cmd)
 
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, 8, 0), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, FR_GUP_GET, 0), EINVAL);
-	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw, 1, FR_GUP_INTERRUPTIBLE, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw, 1, FR_GUP_GET, 0), EINVAL);
 	errno = 0;
 	ASSERT_EQ(-1, ioctl(self->dev, _IOR('f', 99, int64_t), &x));
 	ASSERT_EQ(ENOTTY, errno);
