@@ -8,7 +8,7 @@
 # make check with the C loop and with the Rust loop, and boots each with
 # FR_BENCH=1, so that the guest's /init runs the benchmark instead of the
 # tests:
-#  - QEMU with -icount shift=0,sleep=off: guest nanoseconds are guest
+#  - QEMU with -icount shift=0,sleep=off and one CPU: guest nanoseconds are guest
 #    instructions, and the numbers repeat from run to run. The ratios of
 #    these are the result;
 #  - plain QEMU TCG, wall clock, for information (um: native, wall clock).
@@ -32,11 +32,14 @@ for arch in $arches; do
 		[ "$arch" = um ] && modes="native"
 		[ "$arch" != um ] && modes="icount tcg"
 		for mode in $modes; do
-			extra=
-			[ "$mode" = icount ] && extra="-icount shift=0,sleep=off"
-			BOOT_TAG=bench-$mode BOOT_RESULTS=$dir QEMU_EXTRA=$extra \
+			# One CPU under icount: with two, the riscv64 guest of QEMU 7.2
+			# hangs in the uffd round trip.
+			extra= smp=2
+			[ "$mode" = icount ] && extra="-icount shift=0,sleep=off" smp=1
+			# A failed boot is reported by bench-report.py as a missing run.
+			BOOT_TAG=bench-$mode BOOT_RESULTS=$dir QEMU_EXTRA=$extra SMP=$smp \
 				APPEND_EXTRA="FR_BENCH=1 FR_ARGS=\"$BENCH_ARGS\"" \
-				"$WB/boot.sh" "$arch" $variant
+				"$WB/boot.sh" "$arch" $variant || true
 		done
 	done
 done
