@@ -172,8 +172,7 @@ pub unsafe extern "C" fn rust_fault_loop(
     if !user_mode {
         flags = flags.without(FaultFlag::Interruptible).unwrap_or(flags);
     }
-    // SAFETY: The caller guarantees `mm` is current's, which has users while it runs this
-    // fault.
+    // SAFETY: The caller guarantees `mm` is current's, with users during this fault.
     let mm = unsafe { MmWithUser::from_raw(mm) };
 
     if let Some(result) = vma_lock_fault(&f, mm, &mut flags) {
@@ -202,8 +201,7 @@ fn vma_lock_fault(
             return Some(ret(BAD_ACCESS, code));
         }
     };
-    // SAFETY: `lock_vma_under_rcu()` found the VMA by the address; the caller of
-    // `rust_fault_loop()` guarantees flags without VMA_LOCK or RETRY_NOWAIT.
+    // SAFETY: Found by the address; the caller's flags have no VMA_LOCK or RETRY_NOWAIT.
     let result = match unsafe { lock.handle_mm_fault_unchecked(f.address, *flags, f.regs) } {
         FaultOutcome::Locked(lock, result) => {
             lock.unlock();
