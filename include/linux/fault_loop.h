@@ -7,8 +7,9 @@
  * (kernel addresses, faulthandler_disabled(), no mm, ...). The loop tries
  * the per-VMA lock first (user faults), then lock_mm_and_find_vma() (or the
  * arch's own lookup, for archs without CONFIG_LOCK_MM_AND_FIND_VMA), runs
- * the arch's access check, calls handle_mm_fault(), answers pending signals as fault_signal_pending() says,
- * retries VM_FAULT_RETRY with FAULT_FLAG_TRIED without bound, and unlocks.
+ * the arch's access check, calls handle_mm_fault(), answers pending signals
+ * as fault_signal_pending() says, retries VM_FAULT_RETRY with
+ * FAULT_FLAG_TRIED without bound, and unlocks.
  * What is left to the arch is said by the result. The arch keeps its own
  * reporting: bad area, SIGBUS, OOM and kernel exception fixup.
  *
@@ -78,9 +79,9 @@ bool arch_fault_access_error(struct vm_area_struct *vma, unsigned long hw_error,
 int arch_fault_bad_access(struct pt_regs *regs, unsigned long address,
 			  unsigned long hw_error, struct vm_area_struct *vma,
 			  struct mm_struct *mm);
-struct vm_area_struct *arch_fault_lock_mm_and_find_vma(struct mm_struct *mm,
-							unsigned long address,
-							unsigned int flags);
+struct vm_area_struct *
+arch_fault_lock_mm_and_find_vma(struct mm_struct *mm, unsigned long address,
+				unsigned int flags);
 
 /**
  * rust_fault_loop() - the user page-fault loop

@@ -41,7 +41,10 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
 #include <linux/userfaultfd.h>
+
+#include "../kselftest.h"
 
 #define MAX_ROUNDS 64
 #define FAULT_AROUND "/sys/kernel/debug/fault_around_bytes"
@@ -306,7 +309,7 @@ static long set_fault_around(long bytes)
 
 int main(int argc, char **argv)
 {
-	int opt, failed = 0, n = sizeof(workloads) / sizeof(workloads[0]);
+	int opt, failed = 0, n = ARRAY_SIZE(workloads);
 	long fault_around;
 
 	while ((opt = getopt(argc, argv, "r:p:")) != -1) {

@@ -347,7 +347,8 @@ static void stop_child(struct child *ch)
 		close(ch->uffd);
 	if (ch->sock >= 0)
 		close(ch->sock);
-	ch->uffd = ch->sock = -1;
+	ch->uffd = -1;
+	ch->sock = -1;
 }
 
 /* ---- signals ---- */
@@ -453,7 +454,8 @@ static void uffd_mem_teardown(struct uffd_mem *self)
 	free(self->copy);
 	close(sig_pipe[0]);
 	close(sig_pipe[1]);
-	sig_pipe[0] = sig_pipe[1] = -1;
+	sig_pipe[0] = -1;
+	sig_pipe[1] = -1;
 }
 
 FIXTURE(uffd)
@@ -492,7 +494,8 @@ TEST_F(uffd, copy_resolves_fault)
 	ASSERT_EQ(0, pthread_create(&t, NULL, reader_thread, &r));
 	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
 	ASSERT_EQ(0, msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
-	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src,
+			       self->m.len));
 	ASSERT_EQ(0, join_within(t, WAIT_MS));
 	ASSERT_EQ(0, r.sigbus);
 	ASSERT_EQ(0, memcmp(self->m.copy, self->m.src, self->m.len));
@@ -521,7 +524,8 @@ TEST_F(uffd, retry_many)
 	msgs++;
 	ASSERT_EQ(NR_WAKES + 1, msgs);
 	ASSERT_EQ(0, atomic_load(&nr_sigbus));
-	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src,
+			       self->m.len));
 	ASSERT_EQ(0, join_within(t, WAIT_MS));
 	ASSERT_EQ(0, r.sigbus);
 	ASSERT_EQ(0, memcmp(self->m.copy, self->m.src, self->m.len));
@@ -555,7 +559,8 @@ TEST_F(uffd, gup_fast_fallback_retry_many)
 		ASSERT_EQ(0, uffd_wake(self->m.uffd, (unsigned long)self->m.area, page_size));
 	}
 	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
-	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src,
+			       self->m.len));
 	ASSERT_EQ(0, -pthread_timedjoin_np(t, &ret, &(struct timespec){ time(NULL) + 5, 0 }));
 	ASSERT_EQ(0, (long)ret);
 	ASSERT_EQ(0, memcmp(self->m.area, self->m.src, self->m.len));
@@ -610,7 +615,8 @@ TEST_F(uffd, kernel_mode_signal_sleeps)
 	cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) / 1e9;
 	TH_LOG("blocked writer used %.3f s of CPU in %.3f s", cpu, w1 - w0);
 	/* Resolve first, so that a spinning writer is released either way. */
-	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src,
+			       self->m.len));
 	ASSERT_EQ(0, join_within(t, WAIT_MS));
 	EXPECT_LT(cpu, 0.1 * (w1 - w0));
 	ASSERT_EQ((ssize_t)self->m.len, w.ret);
@@ -673,7 +679,8 @@ TEST_F(uffd_signal, signal_handler_runs_during_fault)
 	ASSERT_EQ(1, read(sig_pipe[0], &c, 1));
 	/* Back from the handler, the access faults and waits again. */
 	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
-	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src, self->m.len));
+	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src,
+			       self->m.len));
 	ASSERT_EQ(0, join_within(t, WAIT_MS));
 	ASSERT_EQ(0, r.sigbus);
 	ASSERT_EQ(1, atomic_load(&nr_sigusr1));
@@ -693,7 +700,8 @@ FIXTURE_SETUP(proc)
 {
 	page_size = sysconf(_SC_PAGESIZE);
 	self->target.pid = -1;
-	self->target.uffd = self->target.sock = -1;
+	self->target.uffd = -1;
+	self->target.sock = -1;
 	self->other = -1;
 	self->src = malloc(page_size);
 	ASSERT_NE(NULL, self->src);
@@ -913,7 +921,8 @@ FIXTURE_SETUP(kernel_mode)
 {
 	page_size = sysconf(_SC_PAGESIZE);
 	self->target.pid = -1;
-	self->target.uffd = self->target.sock = -1;
+	self->target.uffd = -1;
+	self->target.sock = -1;
 	self->src = malloc(page_size);
 	ASSERT_NE(NULL, self->src);
 	fill_pattern(self->src, page_size);
@@ -1183,9 +1192,11 @@ TEST_F_TIMEOUT(storm, storm, STORM_SECONDS + 30)
 			p = pick[rand_r(&seed) % n];
 			dst = (unsigned long)self->m.area + p * page_size;
 			if (r < 2) {
-				int ret = uffd_copy(self->m.uffd, dst, self->m.src + p * page_size, page_size);
+				char *src = self->m.src + p * page_size;
+				int ret = uffd_copy(self->m.uffd, dst, src, page_size);
 
-				ASSERT_TRUE(ret == 0 || ret == -EEXIST) TH_LOG("copy: %s", strerror(-ret));
+				ASSERT_TRUE(ret == 0 || ret == -EEXIST)
+					TH_LOG("copy: %s", strerror(-ret));
 				pending[p] = 0;
 				resolved[p] = 1;
 				copies++;
@@ -1318,7 +1329,8 @@ FIXTURE_SETUP(gup)
 {
 	self->dev = -1;
 	self->target.pid = -1;
-	self->target.uffd = self->target.sock = -1;
+	self->target.uffd = -1;
+	self->target.sock = -1;
 	uffd_mem_setup(_metadata, &self->m, 1);
 	self->dev = open(FR_GUP_DEV, O_RDWR | O_CLOEXEC);
 	if (self->dev < 0 && errno == ENOENT)
@@ -1483,9 +1495,17 @@ TEST_F(gup, sigusr1_no_spin)
 	EXPECT_NO_PIN_LEAK();
 }
 
-TEST_F(gup, sigusr1_interruptible_eintr)
+/*
+ * An interruptible GUP call (FR_GUP_PIN: FOLL_INTERRUPTIBLE; FR_GUP_FAULTIN:
+ * fixup_user_fault() with FAULT_FLAG_INTERRUPTIBLE) blocked on a missing
+ * page: a handled SIGUSR1 ends the wait with EINTR, at once, and leaves no
+ * pin and no mmap lock behind. (Before the fix, fixup_user_fault() retried at
+ * once, again and again, until the page was resolved.)
+ */
+static void interruptible_eintr(struct __test_metadata *_metadata,
+				FIXTURE_DATA(gup) *self, unsigned long cmd)
 {
-	struct gup_call c = { self->dev, FR_GUP_PIN,
+	struct gup_call c = { self->dev, cmd,
 			      { .addr = (unsigned long)self->m.area, .nr_pages = 1,
 				.flags = FR_GUP_INTERRUPTIBLE } };
 	struct uffd_msg msg;
@@ -1495,35 +1515,23 @@ TEST_F(gup, sigusr1_interruptible_eintr)
 	ASSERT_EQ(0, pthread_create(&t, NULL, gup_call_thread, &c));
 	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
 	ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
-	ASSERT_EQ(0, join_within(t, 2000)) TH_LOG("the interruptible pin did not return");
+	ASSERT_EQ(0, join_within(t, 2000)) TH_LOG("the interruptible call did not return");
 	ASSERT_EQ(-1, c.ret);
 	ASSERT_EQ(EINTR, c.err);
 	EXPECT_NO_PIN_LEAK();
-}
-
-/*
- * fixup_user_fault() with FAULT_FLAG_INTERRUPTIBLE: a handled SIGUSR1 ends
- * the wait with EINTR, at once. (Before the fix it retried at once, again
- * and again, until the page was resolved.)
- */
-TEST_F(gup, faultin_sigusr1_interruptible_eintr)
-{
-	struct gup_call c = { self->dev, FR_GUP_FAULTIN,
-			      { .addr = (unsigned long)self->m.area, .nr_pages = 1,
-				.flags = FR_GUP_INTERRUPTIBLE } };
-	struct uffd_msg msg;
-	pthread_t t;
-
-	ASSERT_EQ(0, install_sigusr1(SA_RESTART));
-	ASSERT_EQ(0, pthread_create(&t, NULL, gup_call_thread, &c));
-	EXPECT_FAULT_AT(self->m.uffd, self->m.area, &msg);
-	ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
-	ASSERT_EQ(0, join_within(t, 2000)) TH_LOG("the interruptible fault-in did not return");
-	ASSERT_EQ(-1, c.ret);
-	ASSERT_EQ(EINTR, c.err);
 	/* The mmap lock is not leaked: munmap() takes it for write. */
 	ASSERT_EQ(0, munmap(mmap(NULL, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
 				 -1, 0), page_size));
+}
+
+TEST_F(gup, sigusr1_interruptible_eintr)
+{
+	interruptible_eintr(_metadata, self, FR_GUP_PIN);
+}
+
+TEST_F(gup, faultin_sigusr1_interruptible_eintr)
+{
+	interruptible_eintr(_metadata, self, FR_GUP_FAULTIN);
 }
 
 /* ---- bad input to the sample: a specific errno, no oops, no leaked pin or lock ---- */
@@ -1538,7 +1546,8 @@ FIXTURE(gup_bad)
 FIXTURE_SETUP(gup_bad)
 {
 	page_size = sysconf(_SC_PAGESIZE);
-	self->rw = self->ro = MAP_FAILED;
+	self->rw = MAP_FAILED;
+	self->ro = MAP_FAILED;
 	self->dev = open(FR_GUP_DEV, O_RDWR | O_CLOEXEC);
 	if (self->dev < 0 && errno == ENOENT)
 		SKIP(return, "no %s: CONFIG_SAMPLE_RUST_FAULT_GUP is off", FR_GUP_DEV);
@@ -1590,7 +1599,8 @@ TEST_F(gup_bad, unmapped)
 	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(hole, 1, 0, getpid()), EFAULT);
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(hole, 1, 0, 0), EFAULT);
 	/* Half mapped: the second page is a hole; faultin stops at it. */
-	hole = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	hole = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		    -1, 0);
 	ASSERT_NE(MAP_FAILED, hole);
 	ASSERT_EQ(0, munmap(hole + page_size, page_size));
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(hole, 2, 0, 0), EFAULT);
@@ -1617,7 +1627,8 @@ TEST_F(gup_bad, too_many_pages)
 {
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, FR_GUP_MAX_PAGES + 1, 0, 0), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 0, 0, 0), EINVAL);
-	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw, FR_GUP_MAX_PAGES + 1, 0, getpid()), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw, FR_GUP_MAX_PAGES + 1, 0, getpid()),
+			 EINVAL);
 	/* Within the limit, but past the mapping: nothing of it is kept. */
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw, FR_GUP_MAX_PAGES, 0, 0), EFAULT);
 }
