@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 
 DEB_PKGS="rustc-web rust-web-src rust-web-clippy clang lld llvm libclang-dev
-flex bison bc libelf-dev libssl-dev cpio python3 make gcc libc6-dev
+flex bison bc libelf-dev libssl-dev cpio python3 python3-ply git make gcc libc6-dev
 qemu-system-x86 qemu-system-arm qemu-system-misc opensbi
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross"
 
