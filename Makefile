@@ -14,6 +14,10 @@
 #                   (BENCH_ARCHES=, default x86_64 arm64 riscv64 um)
 #   make fault-trace  instructions of one fault per function, C vs Rust (ARCH=)
 #   make refresh-patches   write build/src's commits back to patches/
+#   make series     the mailing-list series in build/series/ (patches/export),
+#                   checkpatch --strict
+#   make series-bisect  build every prefix of the series for x86_64, Rust loop
+#                   on and off (slow: not part of make check)
 #   make clean      remove builds, logs and results (keeps the unpacked base)
 #   make distclean  remove build/ entirely
 
@@ -22,7 +26,8 @@ VARIANT ?=
 WB := workbench
 TARGET := $(ARCH)$(if $(VARIANT),-$(VARIANT))
 
-.PHONY: run check setup tree build boot lint bench fault-trace refresh-patches clean distclean
+.PHONY: run check setup tree build boot lint bench fault-trace refresh-patches series \
+	series-bisect clean distclean
 
 run:
 	@$(WB)/check.sh --show x86_64
@@ -53,6 +58,12 @@ fault-trace: tree
 
 refresh-patches:
 	@$(WB)/refresh-patches.sh
+
+series: tree
+	@python3 $(WB)/series.py
+
+series-bisect: series
+	@$(WB)/series-bisect.sh
 
 clean:
 	rm -rf build/out build/logs build/results

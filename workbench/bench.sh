@@ -45,6 +45,8 @@ for arch in $arches; do
 done
 
 cmd="make bench${*:+ BENCH_ARCHES=\"$*\"}"
+# Which tree the numbers are of (make series quotes them).
+git -C "$SRC" rev-parse 'HEAD^{tree}' >"$RESULTS/bench.tree"
 python3 "$WB/bench-report.py" --dir "$dir" --max-ratio "$BENCH_MAX_RATIO" \
 	--json "$RESULTS/bench.json" --command "$cmd" --args "$BENCH_ARGS" $arches |
 	tee "$RESULTS/bench.txt"

@@ -68,6 +68,8 @@ if [ $show = 1 ]; then
 fi
 rc=0
 python3 "$WB/ktap.py" summary "${names[@]}" >"$RESULTS/summary.txt" || rc=$?
+# Which tree the numbers are of (make series quotes them).
+git -C "$SRC" rev-parse 'HEAD^{tree}' >"$RESULTS/summary.tree"
 note "(total $(($(date +%s) - t_start)) s; summary also in build/results/summary.txt)"
 cat "$RESULTS/summary.txt"
 exit $rc

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# series-bisect.sh: builds every prefix of the mailing-list series (branch
+# 'series' of build/src, made by 'make series') for x86_64 with the project
+# config, twice: with the Rust loop off (fault-retry.config +
+# fault-retry-x86_64.config) and on (+ fault-retry-rust.config). A prefix
+# passes when both kernels build with no compiler warning. While the option
+# does not exist yet the two configs are the same, and one build counts for
+# both.
+#
+# The prefixes are checked out in build/bisect/src (a worktree of build/src)
+# and built incrementally in build/bisect/{off,on}; the fragments are the
+# repo's own, whichever commit is checked out. Slow (one kernel build per
+# prefix and config, incremental): not part of make check. The result goes to
+# build/results/series-bisect.txt, which make series quotes in the cover
+# letter while the series' trees are the same.
+. "$(dirname "$0")/lib.sh"
+
+BIS=$BUILD/bisect
+WT=$BIS/src
+git -C "$SRC" rev-parse -q --verify series >/dev/null ||
+	die "no 'series' branch in build/src: run 'make series' first"
+
+commits=$(git -C "$SRC" rev-list --reverse base..series)
+n=$(echo "$commits" | wc -l)
+key=$(git -C "$SRC" log --format=%T base..series | sha256sum | cut -d' ' -f1)
+
+git -C "$SRC" worktree prune
+if [ ! -e "$WT/.git" ]; then
+	mkdir -p "$BIS"
+	note "series-bisect: checking out a worktree in build/bisect/src"
+	git -C "$SRC" worktree add -q --detach "$WT" base
+fi
+# The make of the assembled tree, pointed at the worktree.
+SRC=$WT
+
+frags_off=("$ROOT/kernel/configs/fault-retry.config" "$ROOT/kernel/configs/fault-retry-x86_64.config")
+frags_on=("${frags_off[@]}" "$ROOT/kernel/configs/fault-retry-rust.config")
+
+# configure OUT FRAGMENTS...: tinyconfig + fragments, then checks that Rust
+# is on (a prefix built without Rust would prove nothing).
+configure() {
+	local out=$1
+	shift
+	mkdir -p "$out"
+	kmake x86_64 O="$out" tinyconfig
+	(cd "$WT" && ARCH=x86 scripts/kconfig/merge_config.sh -m -O "$out" "$out/.config" "$@")
+	kmake x86_64 O="$out" olddefconfig
+	grep -qx 'CONFIG_RUST=y' "$out/.config" || { echo "CONFIG_RUST is off"; return 1; }
+}
+
+# build OUT: the kernel, and no warning from any compiler.
+build() {
+	kmake x86_64 O="$1" bzImage 2>&1 | tee "$1/build.log"
+	[ "${PIPESTATUS[0]}" = 0 ] || return 1
+	if grep -E '(^|[ :])warning:' "$1/build.log"; then
+		echo "the build has warnings"
+		return 1
+	fi
+}
+
+mkdir -p "$RESULTS" "$LOGS/series-bisect"
+report=$RESULTS/series-bisect.txt
+rm -f "$report"
+pass=0 fail=0 i=0 prev=base
+lines=()
+for c in $commits; do
+	i=$((i + 1))
+	subject=$(git -C "$SRC" log -1 --format=%s "$c")
+	git -C "$WT" checkout -q --detach "$c"
+	note "[$i/$n] $subject"
+	log=$LOGS/series-bisect/$(printf %02d "$i")
+	# Configure again when a Kconfig file changed (or on the first prefix).
+	if [ "$prev" = base ] || git -C "$WT" diff --name-only "$prev" "$c" | grep -q 'Kconfig'; then
+		step "configure (off)" "$log-config-off.log" configure "$BIS/off" "${frags_off[@]}" || true
+		step "configure (on)" "$log-config-on.log" configure "$BIS/on" "${frags_on[@]}" || true
+	fi
+	ok_off=0 ok_on=0
+	step "build, Rust loop off" "$log-off.log" build "$BIS/off" && ok_off=1
+	if cmp -s "$BIS/off/.config" "$BIS/on/.config"; then
+		note "  (the option does not exist yet: the same config)"
+		ok_on=$ok_off
+		on="same"
+	else
+		step "build, Rust loop on" "$log-on.log" build "$BIS/on" && ok_on=1
+		on="built"
+	fi
+	if [ $ok_off = 1 ] && [ $ok_on = 1 ]; then
+		pass=$((pass + 1))
+		lines+=("$(printf 'ok   %02d %s (on: %s)' "$i" "$subject" "$on")")
+	else
+		fail=$((fail + 1))
+		lines+=("$(printf 'FAIL %02d %s (off: %s, on: %s)' "$i" "$subject" \
+			"$([ $ok_off = 1 ] && echo ok || echo FAIL)" "$([ $ok_on = 1 ] && echo ok || echo FAIL)")")
+	fi
+	prev=$c
+done
+
+{
+	echo "# make series-bisect: every prefix of the series, x86_64, Rust loop off and on"
+	echo "series-trees: $key"
+	printf '%s\n' "${lines[@]}"
+	echo "$pass passed, $fail failed"
+} >"$report"
+cat "$report"
+[ $fail = 0 ]
