@@ -380,6 +380,43 @@ def wrap(text, indent, width=72):
     return "\n".join(lines)
 
 
+def check_mails(cov, patches, tree):
+    """What a b4/git-am user gets: the thread, the numbering, and the mails
+    applied in order on the base give the series' tree."""
+    def header(text, name):
+        m = re.search(r"^%s: (.*(?:\n[ \t].*)*)" % name, text, re.M | re.I)
+        return re.sub(r"\s+", " ", m.group(1)).strip() if m else None
+    ctext = open(cov).read().split("\n\n", 1)[0]
+    cover_id = header(ctext, "Message-ID")
+    if not cover_id:
+        die("the cover letter has no Message-ID")
+    n = len(patches)
+    if not re.search(r"\[[^]]*\b0+/%d\]" % n, header(ctext, "Subject")):
+        die("the cover letter's subject is not numbered 0/%d" % n)
+    idx = os.path.join(BUILD, "series-mail.index")
+    ienv = {"GIT_INDEX_FILE": idx}
+    if os.path.exists(idx):
+        os.unlink(idx)
+    git("read-tree", "base", env=ienv)
+    for i, f in enumerate(patches, 1):
+        head = open(f).read().split("\n\n", 1)[0]
+        for h in ("In-Reply-To", "References"):
+            if header(head, h) != cover_id:
+                die("%s: %s is not the cover letter's Message-ID" % (os.path.basename(f), h))
+        if not header(head, "Message-ID"):
+            die("%s: no Message-ID" % os.path.basename(f))
+        if not re.search(r"\[[^]]*\b0*%d/%d\]" % (i, n), header(head, "Subject")):
+            die("%s: the subject is not numbered %d/%d" % (os.path.basename(f), i, n))
+        with tempfile.TemporaryDirectory() as d, open(f) as fh:
+            subprocess.run(["git", "mailinfo", d + "/msg", d + "/patch"], stdin=fh,
+                           capture_output=True, check=True)
+            git("apply", "--cached", d + "/patch", env=ienv)
+    got = git("write-tree", env=ienv).strip()
+    os.unlink(idx)
+    if got != tree:
+        die("the mails applied in order on the base do not give the series' tree")
+
+
 # ---- checkpatch ----
 
 def checkpatch(files, commits, cover):
@@ -464,6 +501,7 @@ def main():
             if len(s) > 1 and s in t:
                 die("%s contains the machine-local '%s'" % (os.path.basename(f), s))
 
+    check_mails(cov, patches, tree)
     report, bad = checkpatch(patches, commits, cover)
     with open(os.path.join(OUTDIR, "checkpatch.txt"), "w") as f:
         f.write("\n".join(report) + "\n")
@@ -473,6 +511,8 @@ def main():
     if bad:
         die("checkpatch --strict: %d problem(s); see %s"
             % (bad, os.path.relpath(os.path.join(OUTDIR, "checkpatch.txt"), ROOT)))
+    print("series: mails threaded to the cover letter, numbered, and they apply on the base "
+          "to the assembled tree")
     print("series: checkpatch --strict clean (remaining warnings justified in patches/export)")
 
 
