@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Memory management: address spaces, their locks, page faults and GUP.
+//! Memory management: address spaces and their locks.
 //!
 //! This module follows the design (names and invariants) of the upstream Rust mm abstractions
 //! that later kernels have, so that it can be rebased onto them:
