@@ -66,6 +66,17 @@ if [ $show = 1 ]; then
 		python3 "$WB/ktap.py" show "$name" || true
 	done
 fi
+# The whole run (no targets named) also checks the mailing-list series:
+# structure, threading, and checkpatch --strict on every patch.
+if [ $# -eq 0 ]; then
+	note "== series"
+	names+=(series)
+	rm -f "$RESULTS/series.json" "$RESULTS/series.tap"
+	step "mailing-list series, checkpatch --strict" "$LOGS/series/series.log" \
+		python3 "$WB/series.py" --tap "$RESULTS/series.tap" || true
+	python3 "$WB/ktap.py" eval series || true
+fi
+
 rc=0
 python3 "$WB/ktap.py" summary "${names[@]}" >"$RESULTS/summary.txt" || rc=$?
 # Which tree the numbers are of (make series quotes them).

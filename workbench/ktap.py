@@ -218,9 +218,9 @@ def load(name):
 def summary(names):
     rows = [load(n) for n in names]
     print()
-    print("%-16s %6s %6s %6s %6s %6s  %s" % ("arch", "pass", "fail", "xfail", "xpass", "skip", "verdict"))
+    print("%-18s %6s %6s %6s %6s %6s  %s" % ("target", "pass", "fail", "xfail", "xpass", "skip", "verdict"))
     for r in rows:
-        print("%-16s %6d %6d %6d %6d %6d  %s" % (
+        print("%-18s %6d %6d %6d %6d %6d  %s" % (
             r["name"], r["pass"], len(r["fail"]) + len(r["problems"]), len(r["xfail"]),
             len(r["xpass"]), len(r["skip"]), "ok" if n_failed(r) == 0 else "FAILED"))
     xf = [(r["name"], t, why) for r in rows for t, why in r["xfail"]]

@@ -284,8 +284,11 @@ def tested_section(tree):
     else:
         if (read(os.path.join(RESULTS, "summary.tree")) or "").strip() != tree:
             print("series: warning: the make check results are of another tree")
-        rows = [l.split() for l in summary.split("\n") if re.match(r"^\S+\s+\d+\s+\d+", l)]
-        total = [l for l in summary.split("\n") if re.match(r"^\d+ passed, \d+ failed", l)]
+        # The kernels' rows; not make check's own row for this series.
+        rows = [l.split() for l in summary.split("\n")
+                if re.match(r"^\S+\s+\d+\s+\d+", l) and not l.startswith("series ")]
+        total = ["%d passed, %d failed, %d skipped" % tuple(
+            sum(int(r[i]) for r in rows) for i in (1, 2, 5))] if rows else []
         out.append(
             "Each arch is built with clang/LLVM 14 and rustc 1.96 from tinyconfig plus\n"
             "kernel/configs/fault-retry*.config, booted in QEMU (TCG; um natively),\n"
@@ -425,8 +428,9 @@ def checkpatch(files, commits, cover):
         if line.strip():
             t, _, why = line.partition(" ")
             allowed_all[t] = why
-    report, bad = [], 0
+    report, bad, per = [], 0, []
     for n, (f, c) in enumerate(zip(files, commits), 1):
+        bad0 = bad
         with open(f) as fh:
             r = subprocess.run(["perl", "scripts/checkpatch.pl", "--strict", "--show-types",
                                 "-"], cwd=SRC, stdin=fh, capture_output=True, text=True)
@@ -457,10 +461,36 @@ def checkpatch(files, commits, cover):
                               "remove it" % t)
         if not found:
             report.append("   clean")
-    return report, bad
+        per.append((n, c.subject, bad - bad0))
+    return report, bad, per
+
+
+TAP = None
+
+
+def write_tap(results):
+    with open(TAP, "w") as f:
+        f.write("KTAP version 1\n1..%d\n%s\n" % (len(results), "\n".join(results)))
 
 
 def main():
+    global TAP
+    if sys.argv[1:2] == ["--tap"]:
+        TAP = sys.argv[2]
+        try:
+            run()
+        except SystemExit as e:
+            if e.code not in (None, 0):
+                if not os.path.exists(TAP) or "checkpatch" not in open(TAP).read():
+                    write_tap(["not ok 1 series # %s" % str(e.code).replace("\n", " ")])
+                raise
+        return
+    run()
+
+
+def run():
+    if TAP and os.path.exists(TAP):
+        os.unlink(TAP)
     if not os.path.exists(os.path.join(SRC, ".git", "fr-assembled")):
         die("no assembled tree: run 'make tree' first")
     cover, changelog, commits = parse_spec(SPEC)
@@ -502,7 +532,14 @@ def main():
                 die("%s contains the machine-local '%s'" % (os.path.basename(f), s))
 
     check_mails(cov, patches, tree)
-    report, bad = checkpatch(patches, commits, cover)
+    report, bad, per = checkpatch(patches, commits, cover)
+    if TAP:
+        write_tap(["ok 1 series: %d commits give the assembled tree; the mails are threaded, "
+                   "numbered and apply on the base" % len(commits)] +
+                  ["%s %d checkpatch --strict %02d %s%s"
+                   % ("not ok" if nb else "ok", n + 1, n, subj,
+                      " # %d unjustified warning(s) or error(s)" % nb if nb else "")
+                   for n, subj, nb in per])
     with open(os.path.join(OUTDIR, "checkpatch.txt"), "w") as f:
         f.write("\n".join(report) + "\n")
     print("series: %d patches and a cover letter in %s (branch '%s' of build/src)"
