@@ -103,6 +103,9 @@ arch_fault_lock_mm_and_find_vma(struct mm_struct *mm, unsigned long address,
  *
  * Context: the fault handler of current, with no mmap or VMA lock held.
  * May sleep.
+ *
+ * Return: what is left to the arch (&enum fault_loop_result) and its code.
+ * No mmap or VMA lock is held on return.
  */
 struct fault_loop_ret rust_fault_loop(struct mm_struct *mm, struct pt_regs *regs,
 				      unsigned long address,
