@@ -14,7 +14,9 @@
 # repo's own, whichever commit is checked out. Slow (one kernel build per
 # prefix and config, incremental): not part of make check. The result goes to
 # build/results/series-bisect.txt, which make series quotes in the cover
-# letter while the series' trees are the same.
+# letter while the series' trees are the same. A prefix that passed before
+# with the same tree, fragments and toolchain is not built again
+# (build/bisect/passed/).
 . "$(dirname "$0")/lib.sh"
 
 BIS=$BUILD/bisect
@@ -89,16 +91,36 @@ if [ "$(cat "$BIS/base-warnings.id" 2>/dev/null)" != "$base_id" ]; then
 	echo "$base_id" >"$BIS/base-warnings.id"
 	note "  the base has $(wc -l <"$BIS/base-warnings.txt") warning line(s); only others fail a prefix"
 fi
-pass=0 fail=0 i=0 prev=base
+# passed_key COMMIT: what a pass of COMMIT depends on.
+passed_key() {
+	{
+		git -C "$SRC" rev-parse "$1^{tree}"
+		cat "${frags_on[@]}"
+		"$RUSTC_BIN" --version
+		clang --version | head -n 1
+	} | sha256sum | cut -d' ' -f1
+}
+mkdir -p "$BIS/passed"
+
+pass=0 fail=0 i=0
 lines=()
 for c in $commits; do
 	i=$((i + 1))
 	subject=$(git -C "$SRC" log -1 --format=%s "$c")
+	pkey=$(passed_key "$c")
+	if [ -f "$BIS/passed/$pkey" ]; then
+		note "[$i/$n] $subject: passed before (same tree, configs, toolchain)"
+		pass=$((pass + 1))
+		lines+=("$(printf 'ok   %02d %s (%s)' "$i" "$subject" "$(cat "$BIS/passed/$pkey")")")
+		continue
+	fi
+	prev=$(git -C "$WT" rev-parse HEAD)
 	git -C "$WT" checkout -q --detach "$c"
 	note "[$i/$n] $subject"
 	log=$LOGS/series-bisect/$(printf %02d "$i")
 	# Configure again when a Kconfig file changed (or on the first prefix).
-	if [ "$prev" = base ] || git -C "$WT" diff --name-only "$prev" "$c" | grep -q 'Kconfig'; then
+	if [ ! -f "$BIS/off/.config" ] || [ "$prev" = "$base_id" ] ||
+		git -C "$WT" diff --name-only "$prev" "$c" | grep -q 'Kconfig'; then
 		step "configure (off)" "$log-config-off.log" configure "$BIS/off" "${frags_off[@]}" || true
 		step "configure (on)" "$log-config-on.log" configure "$BIS/on" "${frags_on[@]}" || true
 	fi
@@ -115,12 +137,12 @@ for c in $commits; do
 	if [ $ok_off = 1 ] && [ $ok_on = 1 ]; then
 		pass=$((pass + 1))
 		lines+=("$(printf 'ok   %02d %s (on: %s)' "$i" "$subject" "$on")")
+		echo "on: $on; passed $(date -u +%Y-%m-%d)" >"$BIS/passed/$pkey"
 	else
 		fail=$((fail + 1))
 		lines+=("$(printf 'FAIL %02d %s (off: %s, on: %s)' "$i" "$subject" \
 			"$([ $ok_off = 1 ] && echo ok || echo FAIL)" "$([ $ok_on = 1 ] && echo ok || echo FAIL)")")
 	fi
-	prev=$c
 done
 
 {
