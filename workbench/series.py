@@ -350,7 +350,7 @@ def bisect_line(key):
                 "has not been checked for this version.")
     last = text.strip().split("\n")[-1]
     return ("Every prefix of the series builds for x86_64 with these configs, with "
-            "CONFIG_RUST_FAULT_LOOP off and on, without a compiler warning "
+            "CONFIG_RUST_FAULT_LOOP off and on, and adds no compiler warning to the base's own "
             "(make series-bisect: %s)." % last)
 
 
