@@ -71,10 +71,7 @@ configure() {
 		return
 	fi
 	rm -f "$stamp"
-	kmake "$arch" O="$out" tinyconfig
-	(cd "$SRC" && ARCH=$(arch_karch "$arch") scripts/kconfig/merge_config.sh -m -O "$out" \
-		"$out/.config" "${frags[@]}")
-	kmake "$arch" O="$out" olddefconfig
+	merge_fragments "$arch" "$out" "${frags[@]}"
 	check_config
 	echo "$want" >"$stamp"
 }

@@ -102,6 +102,17 @@ kmake() {
 		HOSTRUSTC="$RUSTC_BIN" -j"$JOBS" "$@"
 }
 
+# merge_fragments ARCH OUT FRAGMENT...: a config in OUT from tinyconfig and the
+# fragments (paths relative to $SRC, or absolute), completed by olddefconfig.
+merge_fragments() {
+	local arch=$1 out=$2
+	shift 2
+	kmake "$arch" O="$out" tinyconfig
+	(cd "$SRC" && ARCH=$(arch_karch "$arch") scripts/kconfig/merge_config.sh -m -O "$out" \
+		"$out/.config" "$@")
+	kmake "$arch" O="$out" olddefconfig
+}
+
 # step NAME LOG CMD...: runs CMD with all output in LOG, prints the step name
 # and then its elapsed time. On failure prints the log's path and its tail.
 step() {

@@ -46,9 +46,7 @@ configure() {
 	local out=$1
 	shift
 	mkdir -p "$out"
-	kmake x86_64 O="$out" tinyconfig
-	(cd "$WT" && ARCH=x86 scripts/kconfig/merge_config.sh -m -O "$out" "$out/.config" "$@")
-	kmake x86_64 O="$out" olddefconfig
+	merge_fragments x86_64 "$out" "$@"
 	grep -qx 'CONFIG_RUST=y' "$out/.config" || { echo "CONFIG_RUST is off"; return 1; }
 }
 

@@ -10,6 +10,7 @@ runs checkpatch.pl --strict on every patch and fails on an error or on a
 warning that patches/export does not justify.
 """
 
+import email.parser
 import hashlib
 import json
 import os
@@ -170,6 +171,15 @@ def mailinfo(patchfile):
         return subject, open(d + "/msg").read().strip("\n"), open(d + "/patch").read()
 
 
+def apply_cached(diff, ienv, paths=None):
+    """Applies DIFF (only its PATHS, if given) to the index of IENV."""
+    with tempfile.NamedTemporaryFile("w", suffix=".diff") as t:
+        t.write(diff)
+        t.flush()
+        inc = ["--include=" + p for p in paths or []]
+        git("apply", "--cached", "--whitespace=nowarn", *inc, t.name, env=ienv)
+
+
 def diff_paths(diff):
     return re.findall(r"^diff --git a/(\S+) b/", diff, re.M)
 
@@ -231,11 +241,7 @@ def build(commits, env):
             subject, msg, diff = mailinfo(os.path.join(ROOT, "patches", name))
             if len(c.patches) == 1:
                 msg_from_patch = (subject, msg)
-            with tempfile.NamedTemporaryFile("w", suffix=".diff") as t:
-                t.write(diff)
-                t.flush()
-                inc = ["--include=" + p for p in paths or []]
-                git("apply", "--cached", "--whitespace=nowarn", *inc, t.name, env=ienv)
+            apply_cached(diff, ienv, paths)
         for path, drops in c.files:
             text = git("show", "overlay:" + path)
             text = apply_drops(text, drops, path)
@@ -386,15 +392,16 @@ def wrap(text, indent, width=72):
 def check_mails(cov, patches, tree):
     """What a b4/git-am user gets: the thread, the numbering, and the mails
     applied in order on the base give the series' tree."""
-    def header(text, name):
-        m = re.search(r"^%s: (.*(?:\n[ \t].*)*)" % name, text, re.M | re.I)
-        return re.sub(r"\s+", " ", m.group(1)).strip() if m else None
-    ctext = open(cov).read().split("\n\n", 1)[0]
-    cover_id = header(ctext, "Message-ID")
+    def headers(path):
+        with open(path) as f:
+            h = email.parser.HeaderParser().parse(f)
+        return lambda name: " ".join(h[name].split()) if h[name] else None
+    cover = headers(cov)
+    cover_id = cover("Message-ID")
     if not cover_id:
         die("the cover letter has no Message-ID")
     n = len(patches)
-    if not re.search(r"\[[^]]*\b0+/%d\]" % n, header(ctext, "Subject")):
+    if not re.search(r"\[[^]]*\b0+/%d\]" % n, cover("Subject")):
         die("the cover letter's subject is not numbered 0/%d" % n)
     idx = os.path.join(BUILD, "series-mail.index")
     ienv = {"GIT_INDEX_FILE": idx}
@@ -402,18 +409,15 @@ def check_mails(cov, patches, tree):
         os.unlink(idx)
     git("read-tree", "base", env=ienv)
     for i, f in enumerate(patches, 1):
-        head = open(f).read().split("\n\n", 1)[0]
+        header = headers(f)
         for h in ("In-Reply-To", "References"):
-            if header(head, h) != cover_id:
+            if header(h) != cover_id:
                 die("%s: %s is not the cover letter's Message-ID" % (os.path.basename(f), h))
-        if not header(head, "Message-ID"):
+        if not header("Message-ID"):
             die("%s: no Message-ID" % os.path.basename(f))
-        if not re.search(r"\[[^]]*\b0*%d/%d\]" % (i, n), header(head, "Subject")):
+        if not re.search(r"\[[^]]*\b0*%d/%d\]" % (i, n), header("Subject")):
             die("%s: the subject is not numbered %d/%d" % (os.path.basename(f), i, n))
-        with tempfile.TemporaryDirectory() as d, open(f) as fh:
-            subprocess.run(["git", "mailinfo", d + "/msg", d + "/patch"], stdin=fh,
-                           capture_output=True, check=True)
-            git("apply", "--cached", d + "/patch", env=ienv)
+        apply_cached(mailinfo(f)[2], ienv)
     got = git("write-tree", env=ienv).strip()
     os.unlink(idx)
     if got != tree:
