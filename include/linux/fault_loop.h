@@ -18,6 +18,7 @@
 #ifndef _LINUX_FAULT_LOOP_H
 #define _LINUX_FAULT_LOOP_H
 
+#include <linux/jump_label.h>
 #include <linux/mm_types.h>
 
 struct pt_regs;
@@ -111,5 +112,28 @@ struct fault_loop_ret rust_fault_loop(struct mm_struct *mm, struct pt_regs *regs
 				      unsigned long address,
 				      unsigned long hw_error, unsigned int flags,
 				      bool user_mode);
+
+#ifdef CONFIG_RUST_FAULT_LOOP
+DECLARE_STATIC_KEY_TRUE(rust_fault_loop_key);
+
+/**
+ * rust_fault_loop_enabled() - whether the arch calls rust_fault_loop()
+ *
+ * An arch that selects ARCH_HAS_RUST_FAULT_LOOP keeps its C loop as well
+ * and runs it when this is false: with CONFIG_RUST_FAULT_LOOP off, or when
+ * the kernel was booted with rust_fault_loop=off. A static branch.
+ *
+ * Return: true if user page faults go to rust_fault_loop().
+ */
+static __always_inline bool rust_fault_loop_enabled(void)
+{
+	return static_branch_likely(&rust_fault_loop_key);
+}
+#else
+static __always_inline bool rust_fault_loop_enabled(void)
+{
+	return false;
+}
+#endif
 
 #endif /* _LINUX_FAULT_LOOP_H */
