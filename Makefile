@@ -1,15 +1,18 @@
 # SPDX-License-Identifier: GPL-2.0
 # The workbench's entry points. Everything it makes goes to build/.
 #
-#   make run        set up, build x86_64, boot it, run the tests, short summary
-#   make check      the same on x86_64, arm64, riscv64 and um; table and
-#                   "N passed, N failed"; non-zero exit on any failure
+#   make run        set up, build x86_64, boot it with both fault loops, run
+#                   the tests, short summary
+#   make check      every arch: build, boot (where QEMU can) and judge;
+#                   table and "N passed, N failed"; non-zero exit on any
+#                   failure
 #
 #   make setup      install the toolchain (idempotent)
 #   make tree       assemble build/src: base + overlay + patches/series
-#   make build      build one kernel and its initramfs (ARCH=, VARIANT=)
-#   make boot       build, boot and judge one kernel (ARCH=, VARIANT=)
-#   make lint       rustfmtcheck, CLIPPY=1 + W=1, rustdoc for one kernel (ARCH=)
+#   make build      build one kernel and its initramfs (ARCH=, VARIANT=debug)
+#   make boot       build, boot and judge one target (TARGET=<arch>,
+#                   <arch>-rust or <arch>-rust-debug; default ARCH)
+#   make lint       rustfmtcheck, CLIPPY=1 + W=1, rustdoc for one Rust arch (ARCH=)
 #   make bench      cost per fault, C loop vs Rust loop, in one run
 #                   (BENCH_ARCHES=, default x86_64 arm64 riscv64 um)
 #   make fault-trace  instructions of one fault per function, C vs Rust (ARCH=)
@@ -19,18 +22,20 @@
 #   make series-bisect  build every prefix of the series for x86_64, Rust loop
 #                   on and off (slow: not part of make check)
 #   make clean      remove builds, logs and results (keeps the unpacked base)
-#   make distclean  remove build/ entirely
+#   make distclean  remove build/ entirely (the compiler cache stays, in
+#                   ~/.cache/fault-retry)
 
 ARCH ?= x86_64
 VARIANT ?=
+TARGET ?= $(ARCH)
 WB := workbench
-TARGET := $(ARCH)$(if $(VARIANT),-$(VARIANT))
+BUILD_NAME := $(ARCH)$(if $(VARIANT),-$(VARIANT))
 
 .PHONY: run check setup tree build boot lint bench fault-trace refresh-patches series \
 	series-bisect clean distclean
 
 run:
-	@$(WB)/check.sh --show x86_64
+	@$(WB)/check.sh --show x86_64 x86_64-rust
 
 check:
 	@$(WB)/check.sh
@@ -42,13 +47,13 @@ tree: setup
 	@$(WB)/assemble.sh
 
 build: tree
-	@$(WB)/build.sh $(ARCH) $(VARIANT)
+	@$(WB)/build.sh $(BUILD_NAME)
 
 boot:
 	@$(WB)/check.sh $(TARGET)
 
 lint: build
-	@$(WB)/lint.sh $(ARCH) $(VARIANT)
+	@$(WB)/lint.sh $(ARCH)
 
 bench: tree
 	@$(WB)/bench.sh $(BENCH_ARCHES)

@@ -4,10 +4,10 @@
 # page-fault loop (CONFIG_RUST_FAULT_LOOP), measured in one run on the same
 # base by tools/testing/selftests/mm/fault-retry-bench.c.
 #
-# For each arch (default: $BENCH_ARCHES) it builds, or reuses, the kernels of
-# make check with the C loop and with the Rust loop, and boots each with
-# FR_BENCH=1, so that the guest's /init runs the benchmark instead of the
-# tests:
+# For each arch (default: $BENCH_ARCHES) it builds, or reuses, the kernel of
+# make check, which holds both loops, and boots it with the C loop
+# (rust_fault_loop=off) and with the Rust loop, each with FR_BENCH=1, so
+# that the guest's /init runs the benchmark instead of the tests:
 #  - QEMU with -icount shift=0,sleep=off and one CPU: guest nanoseconds are guest
 #    instructions, and the numbers repeat from run to run. The ratios of
 #    these are the result;
@@ -26,8 +26,8 @@ mkdir -p "$dir" "$RESULTS"
 
 for arch in $arches; do
 	check_arch "$arch"
-	for variant in "" rust; do
-		"$WB/build.sh" "$arch" $variant
+	"$WB/build.sh" "$arch"
+	for target in "$arch" "$arch-rust"; do
 		modes="tcg"
 		[ "$arch" = um ] && modes="native"
 		[ "$arch" != um ] && modes="icount tcg"
@@ -39,7 +39,7 @@ for arch in $arches; do
 			# A failed boot is reported by bench-report.py as a missing run.
 			BOOT_TAG=bench-$mode BOOT_RESULTS=$dir QEMU_EXTRA=$extra SMP=$smp \
 				APPEND_EXTRA="FR_BENCH=1 FR_ARGS=\"$BENCH_ARGS\"" \
-				"$WB/boot.sh" "$arch" $variant || true
+				"$WB/boot.sh" "$target" || true
 		done
 	done
 done

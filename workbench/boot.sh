@@ -1,67 +1,78 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# boot.sh ARCH [VARIANT]: boots the built kernel with its initramfs (QEMU TCG
-# with 2 CPUs; um as a native process) under a timeout, saves the console
-# log, and extracts the guest's KTAP into build/results/<arch>[-<variant>].tap.
+# boot.sh TARGET: boots the built kernel of TARGET (<arch>, <arch>-rust or
+# <arch>-rust-debug) with its initramfs (QEMU TCG; um as a native process)
+# under a timeout, saves the console log, and extracts the guest's KTAP into
+# build/results/TARGET.tap. On a Rust arch, <arch> boots with
+# rust_fault_loop=off (the C loop) and <arch>-rust with rust_fault_loop=on.
 #
-# Exit status 0 when the guest ran to its end marker and powered off; the
-# verdict on the results themselves is workbench/ktap.py's.
+# Exit status 0 when the guest ran to its end marker; the verdict on the
+# results themselves is workbench/ktap.py's. A guest that does not power off
+# by itself (some machines have no way to) is stopped once its end marker is
+# out.
 #
 # Environment: BOOT_TIMEOUT (s, default 900), FR_TIMEOUT (per test in the
 # guest, s, default 300), KVM=1 to use KVM (x86_64 only; guests hang under it
 # on these machines, so TCG is the default), QEMU_EXTRA (more QEMU options),
 # APPEND_EXTRA (more kernel command line), BOOT_TAG (a name for this boot's
-# log and KTAP, <arch>[-<variant>].<tag>, for boots other than the tests'),
-# BOOT_RESULTS (where the KTAP goes instead of build/results), SMP (CPUs, 2).
+# log and KTAP, TARGET.<tag>, for boots other than the tests'),
+# BOOT_RESULTS (where the KTAP goes instead of build/results), SMP (CPUs,
+# default the arch's).
 . "$(dirname "$0")/lib.sh"
 
-arch=${1:?usage: boot.sh ARCH [VARIANT]}
-variant=${2:-}
-check_arch "$arch"
-name=$(name_of "$arch" "$variant")
-out=$OUT/$name
-run=$name${BOOT_TAG:+.$BOOT_TAG}
+target=${1:?usage: boot.sh TARGET}
+target_parse "$target"
+[ $T_BOOT = 1 ] || die "$target is built only: there is no emulator for it here"
+out=$OUT/$T_BUILD
+run=$target${BOOT_TAG:+.$BOOT_TAG}
 log=$LOGS/$run
 console=$log/console.log
 tap=${BOOT_RESULTS:-$RESULTS}/$run.tap
 timeout_s=${BOOT_TIMEOUT:-900}
-image=$out/$(arch_image "$arch")
+image=$out/$A_IMAGE
 initrd=$out/guest/initramfs.cpio
 
-[ -f "$image" ] && [ -f "$initrd" ] || die "$name is not built: run 'make build ARCH=$arch'"
+[ -f "$image" ] && [ -f "$initrd" ] || die "$T_BUILD is not built: run 'make build ARCH=$T_ARCH'"
 mkdir -p "$log" "$(dirname "$tap")"
 rm -f "$tap" "$console"
 
 append="panic=-1 FR_TIMEOUT=${FR_TIMEOUT:-300} ${APPEND_EXTRA:-}"
-accel=(-accel tcg)
-[ "${KVM:-0}" = 1 ] && accel=(-accel kvm)
-qemu_common=(-smp "${SMP:-2}" -m 1G -nographic -no-reboot -monitor none -serial stdio
-	-kernel "$image" -initrd "$initrd")
-
-case $arch in
-x86_64)
-	cmd=(qemu-system-x86_64 "${accel[@]}" -cpu max "${qemu_common[@]}"
-		-append "console=ttyS0 $append") ;;
-arm64)
-	cmd=(qemu-system-aarch64 -accel tcg -M virt -cpu max,pauth-impdef=on "${qemu_common[@]}"
-		-append "console=ttyAMA0 $append") ;;
-riscv64)
-	cmd=(qemu-system-riscv64 -accel tcg -M virt -bios default "${qemu_common[@]}"
-		-append "console=ttyS0 earlycon=sbi $append") ;;
-um)
-	# printk goes to stderr, /dev/console to stdout; both into the log.
-	# UML has one CPU in 6.12.
-	cmd=("$image" mem=1G initrd="$initrd" con0=null,fd:1 con=null $append) ;;
+case $T_LOOP in
+c) append="rust_fault_loop=off $append" ;;
+rust) append="rust_fault_loop=on $append" ;;
 esac
-# shellcheck disable=SC2206
-[ -n "${QEMU_EXTRA:-}" ] && [ "$arch" != um ] && cmd+=($QEMU_EXTRA)
+if [ $A_BOOT = um ]; then
+	# printk goes to stderr, /dev/console to stdout; both into the log.
+	cmd=("$image" mem=1G initrd="$initrd" con0=null,fd:1 con=null $append)
+else
+	cmd=("${A_QEMU[@]}")
+	[ "${KVM:-0}" = 1 ] && [ "$T_ARCH" = x86_64 ] && cmd=(qemu-system-x86_64 -accel kvm -cpu max)
+	cmd+=(-smp "${SMP:-$A_SMP}" -m "$A_MEM" -nographic -no-reboot -monitor none
+		-serial stdio -kernel "$image" -initrd "$initrd" -append "$A_CONSOLE $append")
+	# shellcheck disable=SC2206
+	[ -n "${QEMU_EXTRA:-}" ] && cmd+=($QEMU_EXTRA)
+fi
 
 printf '  %-44s ' "boot ($run)"
 t0=$(date +%s)
 echo "# ${cmd[*]}" >"$log/boot-cmd.txt"
-set +e
 # UML's process tree ignores a plain SIGTERM; -k kills it for good.
-timeout -k 10 "$timeout_s" "${cmd[@]}" </dev/null >"$console" 2>&1
+timeout -k 10 "$timeout_s" "${cmd[@]}" </dev/null >"$console" 2>&1 &
+pid=$!
+# The guest is done at its end marker; give it a few seconds to power off.
+ended=0
+while kill -0 $pid 2>/dev/null; do
+	if [ $ended = 0 ] && grep -aq '^# fr-guest: end' "$console"; then
+		ended=$(date +%s)
+	fi
+	if [ $ended != 0 ] && [ $(($(date +%s) - ended)) -ge 10 ]; then
+		kill $pid 2>/dev/null || true
+		break
+	fi
+	sleep 1
+done
+set +e
+wait $pid
 rc=$?
 set -e
 dt=$(($(date +%s) - t0))
@@ -73,13 +84,13 @@ mv "$tap.tmp" "$tap"
 ended=0
 tr -d '\r' <"$console" | grep -q '^# fr-guest: end$' && ended=1
 
-if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+if [ $ended = 0 ] && { [ $rc -eq 124 ] || [ $rc -eq 137 ]; }; then
 	printf 'FAILED (%ss): the guest hung; killed after %s s\n    log: %s\n' "$dt" "$timeout_s" "$console"
 	tail -n 15 "$console" | sed 's/^/    | /'
 	exit 1
 fi
 if [ $ended = 0 ]; then
-	printf 'FAILED (%ss): the guest stopped before its end marker (qemu status %s)\n    log: %s\n' \
+	printf 'FAILED (%ss): the guest stopped before its end marker (status %s)\n    log: %s\n' \
 		"$dt" "$rc" "$console"
 	tail -n 15 "$console" | sed 's/^/    | /'
 	exit 1

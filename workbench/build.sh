@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# build.sh ARCH [VARIANT]: configures and builds the kernel of the assembled
-# tree for ARCH in build/out/<arch>[-<variant>], then the guest's static
+# build.sh BUILD: configures and builds the kernel of the assembled tree in
+# build/out/BUILD (BUILD is <arch> or <arch>-debug), then the guest's static
 # programs (the /init runner and the tests) and the initramfs.
 #
 # Config: tinyconfig + kernel/configs/fault-retry.config +
-# fault-retry-<arch>.config [+ fault-retry-<variant>.config]. It is made again
-# only when a fragment or a Kconfig file changed, and every option a fragment
-# asks for is checked in the result.
+# fault-retry-<arch>.config [+ fault-retry-rust.config on a Rust arch]
+# [+ fault-retry-<variant>.config]. It is made again only when a fragment, a
+# Kconfig file or the toolchain changed, and every option a fragment asks
+# for is checked in the result.
+#
+# The kernel of a Rust arch (not its debug variant) is also the lint build:
+# it is made with CLIPPY=1 and W=1, which give the same objects, and the
+# objects of the files the project adds or patches are made again every
+# time, so that their warnings are in this build's log (workbench/lint.sh
+# reads it).
 . "$(dirname "$0")/lib.sh"
 
-arch=${1:?usage: build.sh ARCH [VARIANT]}
-variant=${2:-}
-check_arch "$arch"
-name=$(name_of "$arch" "$variant")
+name=${1:?usage: build.sh BUILD (<arch> or <arch>-debug)}
+build_parse "$name"
+arch=$B_ARCH
 out=$OUT/$name
 log=$LOGS/$name
 guest=$out/guest
@@ -21,18 +27,26 @@ guest=$out/guest
 # are x86_64 programs, so they use x86's, exported by an x86 make.
 hdr=$out/usr/include
 [ "$arch" = um ] && hdr=$out/x86-uapi/usr/include
+lint=0
+[ $A_RUST = 1 ] && [ -z "$B_VARIANT" ] && lint=1
 
 [ -f "$SRC/.git/fr-assembled" ] || die "no assembled tree: run 'make tree' first"
 
-frags=(kernel/configs/fault-retry.config "kernel/configs/fault-retry-$arch.config")
-[ -n "$variant" ] && frags+=("kernel/configs/fault-retry-$variant.config")
+mapfile -t frags < <(build_fragments "$name")
 for f in "${frags[@]}"; do
 	[ -f "$SRC/$f" ] || die "config fragment $f is missing"
 done
 
-cc=$(arch_cc "$arch")
-command -v "$cc" >/dev/null ||
-	die "C compiler '$cc' for $arch guests is missing: run 'make setup' (Debian packages: $(arch_cc_pkg "$arch"))"
+# The guest's compiler: a cross gcc, or zig for a musl target.
+guest_cc=()
+case $A_CC in
+"") ;;
+zig:*) guest_cc=("$ZIG_BIN" cc -target "${A_CC#zig:}") ;;
+*) read -r -a guest_cc <<<"$A_CC" ;;
+esac
+if [ ${#guest_cc[@]} -gt 0 ] && ! command -v "${guest_cc[0]}" >/dev/null; then
+	die "C compiler '${guest_cc[0]}' for $arch guests is missing: run 'make setup' (Debian packages: $A_PKGS)"
+fi
 
 # check_config: every CONFIG_ line of the fragments (the last one wins)
 # holds in the final .config.
@@ -64,7 +78,7 @@ check_config() {
 
 configure() {
 	local stamp=$out/.fr-config-stamp want
-	want=$( (cat "${frags[@]/#/$SRC/}"; echo "$RUSTC_BIN $BINDGEN_BIN";
+	want=$( (cat "${frags[@]/#/$SRC/}"; echo "$A_KCC $LLVM_VERSION $RUSTC_BIN $BINDGEN_BIN";
 		git -C "$SRC" ls-tree -r HEAD | grep 'Kconfig') | sha256sum | cut -d' ' -f1)
 	if [ -f "$stamp" ] && [ -f "$out/.config" ] && [ "$(cat "$stamp")" = "$want" ]; then
 		echo "config up to date"
@@ -76,8 +90,27 @@ configure() {
 	echo "$want" >"$stamp"
 }
 
+# our_objects: the objects of the files the project adds or patches that
+# this config builds (the Rust crates they belong to, for .rs files).
+our_objects() {
+	git -C "$SRC" diff --name-only base HEAD | while read -r f; do
+		case "$f" in
+		rust/kernel/*) echo rust/kernel.o ;;
+		rust/helpers/*) echo rust/helpers/helpers.o ;;
+		*.c | *.rs) echo "${f%.*}.o" ;;
+		esac
+	done | sort -u | while read -r o; do
+		if [ -f "$out/$o" ]; then echo "$o"; fi
+	done
+}
+
 compile_kernel() {
-	kmake "$arch" O="$out" "$(basename "$(arch_image "$arch")")"
+	local flags=()
+	if [ $lint = 1 ]; then
+		flags=(CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver W=1)
+		our_objects | sed "s|^|$out/|" | xargs -r rm -f
+	fi
+	kmake "$arch" O="$out" "${flags[@]}" "$(basename "$A_IMAGE")"
 	if [ "$arch" = um ]; then
 		kmake x86_64 O="$out/x86-uapi" headers
 	else
@@ -91,7 +124,7 @@ compile_guest() {
 	local src dir bin
 	mkdir -p "$guest/tests" "$guest/bench"
 	if [ ! "$guest/init" -nt "$WB/guest/init.c" ]; then
-		"$cc" -static -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
+		"${guest_cc[@]}" -static -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
 	fi
 	# The list in workbench/guest-tests is the list: drop others.
 	local want=()
@@ -105,7 +138,7 @@ compile_guest() {
 		bin=$guest/$dir/$(basename "${src%.c}")
 		want+=("$dir/$(basename "$bin")")
 		if [ ! "$bin" -nt "$SRC/$src" ] || [ "$hdr" -nt "$bin" ]; then
-			"$cc" -static -O2 -g -Wall -pthread -isystem "$hdr" \
+			"${guest_cc[@]}" -static -O2 -g -Wall -pthread -isystem "$hdr" \
 				-I "$SRC/tools/testing/selftests" -o "$bin" "$SRC/$src"
 		fi
 	done <"$WB/guest-tests"
@@ -144,5 +177,9 @@ note "build $name"
 mkdir -p "$out"
 step "configure ($name)" "$log/config.log" configure
 step "kernel ($name)" "$log/kernel.log" compile_kernel
-step "guest programs ($name)" "$log/guest.log" compile_guest
-step "initramfs ($name)" "$log/initramfs.log" make_initramfs
+if [ ${#guest_cc[@]} -gt 0 ]; then
+	step "guest programs ($name)" "$log/guest.log" compile_guest
+fi
+if [ $A_BOOT != none ]; then
+	step "initramfs ($name)" "$log/initramfs.log" make_initramfs
+fi

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# check.sh [TARGET...]: setup, assembly, then for each TARGET (ARCH or
-# ARCH-VARIANT; default: $CHECK_TARGETS of lib.sh) build, boot and judge; then the summary
-# table and "N passed, N failed". A target that fails to build or boot is
-# counted as a failure and the others still run. Exit status 1 on any failure.
+# check.sh [--show] [TARGET...]: setup, assembly, then for each TARGET
+# (default: $CHECK_TARGETS of lib.sh) build, boot and judge; then the
+# summary table and "N passed, N failed". Targets that share a kernel
+# (<arch> and <arch>-rust) share its build. A target that fails to build or
+# boot is counted as a failure and the others still run. Exit status 1 on
+# any failure.
 # --show: list each test of the project's programs before the table.
 . "$(dirname "$0")/lib.sh"
 
 show=0
 [ "${1:-}" = --show ] && { show=1; shift; }
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$CHECK_TARGETS"
+[ ${#targets[@]} -gt 0 ] || read -r -d '' -a targets <<<"$CHECK_TARGETS" || true
 
 t_start=$(date +%s)
 note "== setup"
@@ -18,54 +20,75 @@ note "== setup"
 note "== assemble"
 "$WB/assemble.sh"
 
-# What every target must report: the kernel crate's doctests, each test
-# program of the guest (not the benchmark), and, except for the debug
-# variants (which build the same code as -rust, under the debug checkers),
-# the host's compile-fail checks of the Rust docs and the lint checks.
-expect_guest=(--expect rust_doctests_kernel)
+# What every boot must report: each test program of the guest (not the
+# benchmark); on a Rust arch also the kernel crate's doctests.
+programs=()
 while read -r src dir _; do
 	case "$src" in '' | '#'*) continue ;; esac
 	[ "${dir:-tests}" = tests ] || continue
-	expect_guest+=(--expect "$(basename "${src%.c}")")
+	programs+=("$(basename "${src%.c}")")
 done <"$WB/guest-tests"
 
-names=()
+# The builds, in the order of their first target.
+builds=()
 for t in "${targets[@]}"; do
-	arch=${t%%-*}
-	variant=
-	[ "$t" != "$arch" ] && variant=${t#*-}
-	check_arch "$arch"
-	name=$(name_of "$arch" "$variant")
-	names+=("$name")
-	note "== $name"
-	rm -f "$RESULTS/$name.json" "$RESULTS/$name.tap" "$RESULTS/$name".host-*.tap
-	mkdir -p "$RESULTS"
-	problem=()
-	expect=("${expect_guest[@]}")
-	host_checks=1
-	case $variant in *debug) host_checks=0 ;; *) expect+=(--expect rust-compile-fail --expect lint) ;; esac
-	if ! "$WB/build.sh" "$arch" "$variant"; then
-		problem=(--problem "build failed (logs: build/logs/$name/)")
-	else
-		if [ $host_checks = 1 ]; then
-			step "compile-fail checks ($name)" "$LOGS/$name/compile-fail.log" \
-				"$WB/compile-fail.sh" "$arch" "$variant" || true
-			step "lint: rustfmt, clippy, W=1, rustdoc ($name)" "$LOGS/$name/lint.log" \
-				"$WB/lint.sh" "$arch" "$variant" || true
-		fi
-		if ! "$WB/boot.sh" "$arch" "$variant"; then
-			problem=(--problem "boot failed (log: build/logs/$name/console.log)")
-		fi
+	target_parse "$t"
+	case " ${builds[*]} " in *" $T_BUILD "*) ;; *) builds+=("$T_BUILD") ;; esac
+done
+
+mkdir -p "$RESULTS"
+for b in "${builds[@]}"; do
+	note "== $b"
+	built=1
+	"$WB/build.sh" "$b" || built=0
+	build_parse "$b"
+	host=0
+	if [ $built = 1 ] && [ $A_RUST = 1 ] && [ -z "$B_VARIANT" ]; then
+		host=1
+		rm -f "$RESULTS/$B_ARCH-rust".host-*.tap
+		step "compile-fail checks ($b)" "$LOGS/$b/compile-fail.log" \
+			"$WB/compile-fail.sh" "$b" || true
+		step "lint: rustfmt, clippy, W=1, rustdoc ($b)" "$LOGS/$b/lint.log" \
+			"$WB/lint.sh" "$b" || true
 	fi
-	python3 "$WB/ktap.py" eval "$name" "${problem[@]}" "${expect[@]}" || true
+	for t in "${targets[@]}"; do
+		target_parse "$t"
+		[ "$T_BUILD" = "$b" ] || continue
+		rm -f "$RESULTS/$t.json" "$RESULTS/$t.tap"
+		[ "$t" != "$B_ARCH-rust" ] && rm -f "$RESULTS/$t".host-*.tap
+		args=()
+		[ $built = 1 ] || args+=(--problem "build failed (logs: build/logs/$b/)")
+		# Expected skips: those of arches without Rust, and the target's own.
+		[ $A_RUST = 1 ] || args+=(--skips "$WB/xskip/no-rust.txt")
+		[ -f "$WB/xskip/$t.txt" ] && args+=(--skips "$WB/xskip/$t.txt")
+		if [ $T_BOOT = 0 ]; then
+			# Built only: the build is the result.
+			{
+				echo "KTAP version 1"
+				echo "1..1"
+				echo "$([ $built = 1 ] || echo "not ")ok 1 build"
+			} >"$RESULTS/$t.host-build.tap"
+			args+=(--build-only --expect build)
+		else
+			for p in "${programs[@]}"; do args+=(--expect "$p"); done
+			[ $A_RUST = 1 ] && args+=(--expect rust_doctests_kernel --loop "$T_LOOP")
+			[ $host = 1 ] && [ "$t" = "$B_ARCH-rust" ] &&
+				args+=(--expect rust-compile-fail --expect lint)
+			if [ $built = 1 ] && ! "$WB/boot.sh" "$t"; then
+				args+=(--problem "boot failed (log: build/logs/$t/console.log)")
+			fi
+		fi
+		python3 "$WB/ktap.py" eval "$t" "${args[@]}" || true
+	done
 done
 
 if [ $show = 1 ]; then
-	for name in "${names[@]}"; do
-		note "== tests of $name"
-		python3 "$WB/ktap.py" show "$name" || true
+	for t in "${targets[@]}"; do
+		note "== tests of $t"
+		python3 "$WB/ktap.py" show "$t" || true
 	done
 fi
+names=("${targets[@]}")
 # The whole run (no targets named) also checks the mailing-list series:
 # structure, threading, and checkpatch --strict on every patch.
 if [ $# -eq 0 ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# compile-fail.sh ARCH [VARIANT]: proves that the misuses shown in the Rust
+# compile-fail.sh BUILD: proves that the misuses shown in the Rust
 # docs do not compile. The kernel's doctest machinery cannot run
 # `compile_fail` doctests, so such examples are written as
 #
@@ -14,16 +14,15 @@
 # code. A correct use of the same API must compile (the control), so that a
 # broken setup cannot pass for a failing snippet.
 #
-# Writes KTAP to build/results/<name>.host-compile-fail.tap, as one program,
+# Writes KTAP to build/results/<arch>-rust.host-compile-fail.tap, as one program,
 # rust-compile-fail, with a result per snippet.
 . "$(dirname "$0")/lib.sh"
 
-arch=${1:?usage: compile-fail.sh ARCH [VARIANT]}
-variant=${2:-}
-name=$(name_of "$arch" "$variant")
+name=${1:?usage: compile-fail.sh BUILD}
+build_parse "$name"
 out=$OUT/$name
 work=$out/compile-fail
-tap=$RESULTS/$name.host-compile-fail.tap
+tap=$RESULTS/$B_ARCH-rust.host-compile-fail.tap
 cmdfile=$out/rust/.doctests_kernel_generated.o.cmd
 
 [ -f "$cmdfile" ] || die "$name has no built Rust doctests ($cmdfile)"

@@ -15,10 +15,9 @@ arm64) entry=do_mem_abort handler=do_page_fault ;;
 *) die "fault-trace.sh: x86_64 or arm64" ;;
 esac
 
-for variant in "" rust; do
-	name=$(name_of "$arch" "$variant")
-	vmlinux=$OUT/$name/vmlinux
-	[ -f "$vmlinux" ] || "$WB/build.sh" "$arch" $variant
+vmlinux=$OUT/$arch/vmlinux
+[ -f "$vmlinux" ] || "$WB/build.sh" "$arch"
+for name in "$arch" "$arch-rust"; do
 	ranges=$(nm -S "$vmlinux" | awk -v e="$entry" -v h="$handler" '
 		NF == 4 && ($4 == e || $4 == h || $4 == "rust_fault_loop" ||
 			    $4 ~ /^arch_fault_/ || $4 ~ /^rust_helper_/ ||
@@ -30,7 +29,7 @@ for variant in "" rust; do
 	BOOT_TAG=trace BOOT_RESULTS=$BUILD/bench SMP=1 \
 		QEMU_EXTRA="-d in_asm,exec,nochain -D $qlog -dfilter $ranges" \
 		APPEND_EXTRA='FR_BENCH=1 FR_ARGS="-r 1 -p 64"' \
-		"$WB/boot.sh" "$arch" $variant
+		"$WB/boot.sh" "$name"
 	echo "== $name"
 	python3 "$WB/fault-trace.py" "$qlog" "$vmlinux" "$entry"
 done

@@ -2,11 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0
 """Judges the guests' results and prints the summary table.
 
-  ktap.py eval NAME [--problem TEXT]... [--expect PROGRAM]...
+  ktap.py eval NAME [--problem TEXT]... [--expect PROGRAM]... [--skips FILE]...
+                   [--loop c|rust] [--build-only]
       Reads build/results/NAME.tap (the guest's), NAME.host-*.tap (checks run
-      on the host) and build/logs/NAME/console.log, compares
-      each test with workbench/xfail/NAME.txt, writes build/results/NAME.json
-      and prints the failures. Exit status 1 if anything failed unexpectedly.
+      on the host) and build/logs/NAME/console.log, compares each test with
+      workbench/xfail/NAME.txt (expected failures) and the --skips files
+      (expected skips), writes build/results/NAME.json and prints the
+      failures. A skip that no --skips file lists fails, and so does a
+      listed test that does not skip. --loop: the console must show that the
+      kernel ran that fault loop. --build-only: there is no guest KTAP, only
+      host checks. Exit status 1 if anything failed unexpectedly.
 
   ktap.py show NAME
       Prints one line per test of NAME's programs (not the KUnit suites).
@@ -113,7 +118,11 @@ def leaves(nodes, prefix=""):
 
 def read_xfail(name):
     """The expected failures of NAME: {pattern: reason}."""
-    path = os.path.join(XFAIL_DIR, name + ".txt")
+    return read_list(os.path.join(XFAIL_DIR, name + ".txt"))
+
+
+def read_list(path):
+    """A list of "<test id pattern> <reason>" lines: {pattern: reason}."""
     out = {}
     if not os.path.exists(path):
         return out
@@ -127,16 +136,21 @@ def read_xfail(name):
     return out
 
 
-def console_reports(name):
+# What mm/fault_loop_switch.c prints at boot.
+LOOP_LINE = {"rust": "fault_loop: user page faults run the Rust loop",
+             "c": "fault_loop: user page faults run the C loop"}
+
+
+def console_lines(name):
     path = os.path.join(LOGS, name, "console.log")
-    found = []
     if os.path.exists(path):
         with open(path, errors="replace") as f:
             for line in f:
-                line = line.replace("\r", "").rstrip("\n")
-                if REPORT_RE.match(line):
-                    found.append(line.strip())
-    return found
+                yield line.replace("\r", "").rstrip("\n")
+
+
+def console_reports(name):
+    return [line.strip() for line in console_lines(name) if REPORT_RE.match(line)]
 
 
 def read_doc(path, res, names):
@@ -151,17 +165,20 @@ def read_doc(path, res, names):
     return top
 
 
-def evaluate(name, problems, expect):
+def evaluate(name, problems, expect, skip_files=(), loop=None, build_only=False):
     """Judges NAME.tap (the guest's) and NAME.host-*.tap (host-side checks)."""
     tap = os.path.join(RESULTS, name + ".tap")
     hosts = sorted(glob.glob(os.path.join(RESULTS, glob.escape(name) + ".host-*.tap")))
     res = {"name": name, "pass": 0, "fail": [], "xfail": [], "xpass": [],
            "skip": [], "problems": list(problems), "stale_xfail": []}
     xfail = read_xfail(name)
+    xskip = {}
+    for path in skip_files:
+        xskip.update(read_list(path))
     used = set()
-    if os.path.exists(tap) and os.path.getsize(tap) > 0:
+    if build_only or (os.path.exists(tap) and os.path.getsize(tap) > 0):
         names = []
-        top = read_doc(tap, res, names)
+        top = [] if build_only else read_doc(tap, res, names)
         for host in hosts:
             top += read_doc(host, res, names)
         for prog in expect:
@@ -171,8 +188,14 @@ def evaluate(name, problems, expect):
             pat = next((p for p in xfail if fnmatch.fnmatchcase(tid, p)), None)
             if pat:
                 used.add(pat)
-            if status == "skip":
-                res["skip"].append([tid, detail])
+            spat = next((p for p in xskip if fnmatch.fnmatchcase(tid, p)), None)
+            if status == "skip" and spat:
+                res["skip"].append([tid, xskip[spat]])
+            elif status == "skip":
+                res["fail"].append([tid, "unexpected skip: " + (detail or "no reason")])
+            elif spat:
+                res["fail"].append([tid, "listed as a skip (%s) but it ran: %s" %
+                                    (xskip[spat], status)])
             elif status == "pass" and pat:
                 res["xpass"].append([tid, xfail[pat]])
             elif status == "pass":
@@ -185,6 +208,9 @@ def evaluate(name, problems, expect):
         res["problems"].append("no results (%s is missing or empty)" % tap)
     for line in console_reports(name):
         res["problems"].append("console: " + line)
+    if loop and not build_only and not any(
+            line.endswith(LOOP_LINE[loop]) for line in console_lines(name)):
+        res["problems"].append("the console does not say '%s'" % LOOP_LINE[loop])
     res["stale_xfail"] = sorted(set(xfail) - used) if res["pass"] else []
     with open(os.path.join(RESULTS, name + ".json"), "w") as f:
         json.dump(res, f, indent=1)
@@ -228,6 +254,16 @@ def summary(names):
         print("\nExpected failures (workbench/xfail/):")
         for name, tid, why in xf:
             print("  XFAIL %s: %s -- %s" % (name, tid, why))
+    sk = {}
+    for r in rows:
+        for _, why in r["skip"]:
+            sk.setdefault(why, {}).setdefault(r["name"], 0)
+            sk[why][r["name"]] += 1
+    if sk:
+        print("\nExpected skips (workbench/xskip/):")
+        for why, where in sorted(sk.items()):
+            print("  SKIP  %d: %s -- %s" % (sum(where.values()), ", ".join(
+                "%s (%d)" % (n, c) for n, c in where.items()), why))
     bad = [r for r in rows if n_failed(r) or r["stale_xfail"]]
     if bad:
         print("\nFailures:")
@@ -265,17 +301,26 @@ def main(argv):
     if len(argv) == 2 and argv[0] == "show":
         return show(argv[1])
     if len(argv) >= 2 and argv[0] == "eval":
-        name, problems, expect = argv[1], [], []
+        name, problems, expect, skips, loop, build_only = argv[1], [], [], [], None, False
         args = argv[2:]
         while args:
+            if args[0] == "--build-only":
+                build_only, args = True, args[1:]
+                continue
+            if len(args) < 2:
+                sys.exit("ktap.py: %s needs a value" % args[0])
             opt, val, args = args[0], args[1], args[2:]
             if opt == "--problem":
                 problems.append(val)
             elif opt == "--expect":
                 expect.append(val)
+            elif opt == "--skips":
+                skips.append(val)
+            elif opt == "--loop" and val in LOOP_LINE:
+                loop = val
             else:
-                sys.exit("ktap.py: unknown option %s" % opt)
-        r = evaluate(name, problems, expect)
+                sys.exit("ktap.py: unknown option %s %s" % (opt, val))
+        r = evaluate(name, problems, expect, skips, loop, build_only)
         print_failures(r)
         return 1 if n_failed(r) else 0
     if len(argv) >= 2 and argv[0] == "summary":

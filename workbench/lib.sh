@@ -8,23 +8,48 @@ WB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$WB/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 SRC=$BUILD/src            # the assembled kernel tree (a git repository)
-OUT=$BUILD/out            # one out-of-tree build directory per arch and variant
+OUT=$BUILD/out            # one out-of-tree build directory per kernel
 LOGS=$BUILD/logs          # full make/QEMU output of every step
-RESULTS=$BUILD/results    # KTAP of every boot: <arch>[-<variant>].tap
+RESULTS=$BUILD/results    # KTAP of every boot: <boot>.tap
 DL=$BUILD/dl              # downloaded base package
 
-ARCHES="x86_64 arm64 riscv64 um"
-# What make check builds and boots: every arch with the C fault loop, and the
-# variants (ARCH-VARIANT, with kernel/configs/fault-retry-VARIANT.config).
-CHECK_TARGETS="x86_64 arm64 riscv64 um x86_64-rust arm64-rust riscv64-rust um-rust x86_64-rust-debug arm64-rust-debug"
+# The arches: those that build Rust carry both fault loops in one kernel
+# and are booted twice; the others are booted with their C loop, or only
+# built where this machine has no emulator for them.
+RUST_ARCHES="x86_64 arm64 riscv64 um"
+C_ARCHES="i386 arm alpha m68k mips mips64el parisc powerpc ppc64le s390x sh4 sparc32 sparc64 loongarch64"
+BUILD_ONLY_ARCHES="arc hexagon"
+ARCHES="$RUST_ARCHES $C_ARCHES $BUILD_ONLY_ARCHES"
+
+# What make check runs, as targets: a boot is <arch> (the C loop),
+# <arch>-rust (the Rust loop, on a Rust arch) or <arch>-rust-debug (the
+# Rust loop under the debug checkers); a build-only arch is its name.
+CHECK_TARGETS="x86_64 x86_64-rust arm64 arm64-rust riscv64 riscv64-rust um um-rust
+x86_64-rust-debug arm64-rust-debug $C_ARCHES $BUILD_ONLY_ARCHES"
 
 # The toolchain: Debian's rustc-web (it has rust-src), bindgen from crates.io,
-# LLVM=1 for every arch. The rustup rustc first on PATH has no rust-src.
+# LLVM $LLVM_VERSION for the Rust arches (LLVM=-$LLVM_VERSION), cross gcc for most
+# others. The rustup rustc first on PATH has no rust-src. bindgen loads the
+# libclang of LIBCLANG_PATH, which must be the one of the clang that builds
+# (it takes the clang's flags).
 RUSTC_BIN=/usr/bin/rustc
 RUSTDOC_BIN=/usr/bin/rustdoc
 BINDGEN_BIN=${BINDGEN_BIN:-$HOME/.cargo/bin/bindgen}
 BINDGEN_VERSION=0.71.1
+LLVM_VERSION=14
+export LIBCLANG_PATH=/usr/lib/llvm-$LLVM_VERSION/lib
 JOBS=${JOBS:-$(nproc)}
+
+# The compiler cache, outside the clone so that a fresh clone on the same
+# machine finds it. Paths under the clone are hashed relative to it.
+export CCACHE_DIR=${FR_CCACHE_DIR:-$HOME/.cache/fault-retry/ccache}
+export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-10G}
+# The loongarch64 guests' C compiler (zig, from PyPI: Debian has no
+# loongarch libc), installed by setup.sh.
+ZIG_VERSION=0.15.2
+ZIG_DIR=${FR_ZIG_DIR:-$HOME/.cache/fault-retry/ziglang-$ZIG_VERSION}
+ZIG_BIN=$ZIG_DIR/ziglang/zig
 
 die() {
 	printf 'error: %s\n' "$*" >&2
@@ -55,49 +80,180 @@ check_arch() {
 	esac
 }
 
-# Per-arch facts. karch: the kernel's ARCH; image: the boot image inside the
-# build directory; cc: the C compiler for static guest binaries.
-arch_karch() {
+# arch_info ARCH: the facts of one arch, in these variables:
+#   A_KARCH   the kernel's ARCH
+#   A_KCC     the kernel's compiler: llvm (LLVM $LLVM_VERSION), llvm-22, or
+#             gnu:PREFIX (a cross gcc, CROSS_COMPILE=PREFIX)
+#   A_IMAGE   the boot image, in the build directory
+#   A_CC      the C compiler for the static guest programs (empty: none)
+#   A_PKGS    the Debian packages for the kernel, the guest and the boot
+#   A_RUST    1 if the kernel builds Rust and both fault loops
+#   A_BOOT    qemu, um, or none (built only)
+#   A_QEMU    the QEMU command, without -kernel, -initrd and -append
+#   A_CONSOLE the console part of the kernel command line
+#   A_SMP     how many CPUs the guest gets
+#   A_MEM     how much memory
+arch_info() {
+	A_KCC=llvm A_RUST=0 A_BOOT=qemu A_SMP=2 A_MEM=1G A_QEMU=() A_CONSOLE="console=ttyS0"
 	case $1 in
-	x86_64) echo x86 ;; arm64) echo arm64 ;; riscv64) echo riscv ;; um) echo um ;;
-	esac
-}
-arch_image() {
-	case $1 in
-	x86_64) echo arch/x86/boot/bzImage ;;
-	arm64) echo arch/arm64/boot/Image ;;
-	riscv64) echo arch/riscv/boot/Image ;;
-	um) echo linux ;;
-	esac
-}
-arch_cc() {
-	case $1 in
-	x86_64 | um) echo x86_64-linux-gnu-gcc ;;
-	arm64) echo aarch64-linux-gnu-gcc ;;
-	riscv64) echo riscv64-linux-gnu-gcc ;;
+	x86_64)
+		A_KARCH=x86 A_IMAGE=arch/x86/boot/bzImage A_CC=x86_64-linux-gnu-gcc A_RUST=1
+		A_PKGS="gcc qemu-system-x86"
+		A_QEMU=(qemu-system-x86_64 -accel tcg -cpu max) ;;
+	arm64)
+		A_KARCH=arm64 A_IMAGE=arch/arm64/boot/Image A_CC=aarch64-linux-gnu-gcc A_RUST=1
+		A_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm"
+		A_QEMU=(qemu-system-aarch64 -accel tcg -M virt -cpu max,pauth-impdef=on)
+		A_CONSOLE="console=ttyAMA0" ;;
+	riscv64)
+		A_KARCH=riscv A_IMAGE=arch/riscv/boot/Image A_CC=riscv64-linux-gnu-gcc A_RUST=1
+		A_PKGS="gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-system-misc opensbi"
+		A_QEMU=(qemu-system-riscv64 -accel tcg -M virt -bios default)
+		A_CONSOLE="console=ttyS0 earlycon=sbi" ;;
+	um)
+		# UML has one CPU in 6.12; its programs are x86_64 programs.
+		A_KARCH=um A_IMAGE=linux A_CC=x86_64-linux-gnu-gcc A_RUST=1 A_BOOT=um A_SMP=1
+		A_PKGS="gcc" A_CONSOLE="" ;;
+	i386)
+		A_KARCH=i386 A_KCC=gnu:i686-linux-gnu- A_IMAGE=arch/x86/boot/bzImage
+		A_CC=i686-linux-gnu-gcc
+		A_PKGS="gcc-i686-linux-gnu libc6-dev-i386-cross qemu-system-x86"
+		A_QEMU=(qemu-system-i386 -accel tcg -cpu max) ;;
+	arm)
+		A_KARCH=arm A_KCC=gnu:arm-linux-gnueabihf- A_IMAGE=arch/arm/boot/zImage
+		A_CC=arm-linux-gnueabihf-gcc
+		A_PKGS="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-system-arm"
+		A_QEMU=(qemu-system-arm -accel tcg -M virt -cpu cortex-a15)
+		A_CONSOLE="console=ttyAMA0" ;;
+	alpha)
+		A_KARCH=alpha A_KCC=gnu:alpha-linux-gnu- A_IMAGE=vmlinux A_CC=alpha-linux-gnu-gcc
+		A_PKGS="gcc-alpha-linux-gnu libc6.1-dev-alpha-cross qemu-system-misc"
+		A_QEMU=(qemu-system-alpha -accel tcg) ;;
+	m68k)
+		A_KARCH=m68k A_KCC=gnu:m68k-linux-gnu- A_IMAGE=vmlinux A_CC=m68k-linux-gnu-gcc A_SMP=1
+		A_PKGS="gcc-m68k-linux-gnu libc6-dev-m68k-cross qemu-system-misc"
+		A_QEMU=(qemu-system-m68k -accel tcg -M virt -cpu m68040)
+		A_CONSOLE="console=ttyGF0" ;;
+	mips)
+		A_KARCH=mips A_KCC=gnu:mips-linux-gnu- A_IMAGE=vmlinux A_CC=mips-linux-gnu-gcc A_SMP=1
+		A_PKGS="gcc-mips-linux-gnu libc6-dev-mips-cross qemu-system-mips"
+		A_QEMU=(qemu-system-mips -accel tcg -M malta -cpu 24Kf) ;;
+	mips64el)
+		A_KARCH=mips A_KCC=gnu:mips64el-linux-gnuabi64- A_IMAGE=vmlinux A_SMP=1
+		A_CC=mips64el-linux-gnuabi64-gcc
+		A_PKGS="gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross qemu-system-mips"
+		A_QEMU=(qemu-system-mips64el -accel tcg -M malta -cpu MIPS64R2-generic) ;;
+	parisc)
+		A_KARCH=parisc A_KCC=gnu:hppa-linux-gnu- A_IMAGE=vmlinux A_CC=hppa-linux-gnu-gcc A_SMP=1
+		A_PKGS="gcc-hppa-linux-gnu libc6-dev-hppa-cross qemu-system-misc"
+		A_QEMU=(qemu-system-hppa -accel tcg) ;;
+	powerpc)
+		A_KARCH=powerpc A_KCC=gnu:powerpc-linux-gnu- A_IMAGE=vmlinux A_SMP=1
+		A_CC=powerpc-linux-gnu-gcc
+		A_PKGS="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross qemu-system-ppc"
+		A_QEMU=(qemu-system-ppc -accel tcg -M g3beige) ;;
+	ppc64le)
+		A_KARCH=powerpc A_KCC=gnu:powerpc64le-linux-gnu- A_IMAGE=vmlinux
+		A_CC=powerpc64le-linux-gnu-gcc
+		A_PKGS="gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross qemu-system-ppc"
+		A_QEMU=(qemu-system-ppc64 -accel tcg -M pseries -cpu power9)
+		A_CONSOLE="console=hvc0" ;;
+	s390x)
+		A_KARCH=s390 A_KCC=gnu:s390x-linux-gnu- A_IMAGE=arch/s390/boot/bzImage
+		A_CC=s390x-linux-gnu-gcc
+		A_PKGS="gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-system-misc"
+		A_QEMU=(qemu-system-s390x -accel tcg -M s390-ccw-virtio -cpu max)
+		A_CONSOLE="console=ttysclp0" ;;
+	sh4)
+		# The r2d's console is its second serial port.
+		A_KARCH=sh A_KCC=gnu:sh4-linux-gnu- A_IMAGE=arch/sh/boot/zImage A_CC=sh4-linux-gnu-gcc
+		A_SMP=1 A_MEM=64M A_PKGS="gcc-sh4-linux-gnu libc6-dev-sh4-cross qemu-system-misc"
+		A_QEMU=(qemu-system-sh4 -accel tcg -M r2d -serial null)
+		A_CONSOLE="console=ttySC1" ;;
+	sparc32)
+		A_KARCH=sparc A_KCC=gnu:sparc64-linux-gnu- A_IMAGE=arch/sparc/boot/zImage A_SMP=1
+		A_CC="sparc64-linux-gnu-gcc -m32"
+		A_PKGS="gcc-sparc64-linux-gnu gcc-multilib-sparc64-linux-gnu libc6-dev-sparc-sparc64-cross qemu-system-sparc"
+		A_QEMU=(qemu-system-sparc -accel tcg -M SS-5) A_MEM=256M ;;
+	sparc64)
+		A_KARCH=sparc A_KCC=gnu:sparc64-linux-gnu- A_IMAGE=arch/sparc/boot/image A_SMP=1
+		A_CC=sparc64-linux-gnu-gcc
+		A_PKGS="gcc-sparc64-linux-gnu libc6-dev-sparc64-cross qemu-system-sparc"
+		A_QEMU=(qemu-system-sparc64 -accel tcg -M sun4u) ;;
+	loongarch64)
+		A_KARCH=loongarch A_KCC=llvm-22 A_IMAGE=vmlinux A_CC="zig:loongarch64-linux-musl"
+		A_PKGS="clang-22 lld-22 llvm-22 qemu-system-misc"
+		A_QEMU=(qemu-system-loongarch64 -accel tcg -M virt -cpu la464) ;;
+	arc)
+		A_KARCH=arc A_KCC=gnu:arc-linux-gnu- A_IMAGE=vmlinux A_CC=arc-linux-gnu-gcc A_BOOT=none
+		A_PKGS="gcc-arc-linux-gnu libc6-dev-arc-cross" ;;
+	hexagon)
+		A_KARCH=hexagon A_KCC=llvm-22 A_IMAGE=vmlinux A_CC= A_BOOT=none
+		A_PKGS="clang-22 lld-22 llvm-22" ;;
+	*) die "unknown arch '$1' (known: $ARCHES)" ;;
 	esac
 }
 
-arch_cc_pkg() {
-	case $1 in
-	x86_64 | um) echo gcc ;;
-	arm64) echo "gcc-aarch64-linux-gnu libc6-dev-arm64-cross" ;;
-	riscv64) echo "gcc-riscv64-linux-gnu libc6-dev-riscv64-cross" ;;
+# The names of builds and boots. A build is <arch> or <arch>-<variant>
+# (build/out/<build>); a boot is a target of CHECK_TARGETS. target_parse
+# TARGET sets T_ARCH, T_BUILD, T_VARIANT, T_LOOP (c, rust, or "" for an arch
+# with one loop) and T_BOOT (1 if the target is booted).
+target_parse() {
+	local t=$1
+	T_ARCH=${t%%-*}
+	check_arch "$T_ARCH"
+	arch_info "$T_ARCH"
+	T_VARIANT= T_LOOP= T_BOOT=1
+	case ${t#"$T_ARCH"} in
+	"") [ $A_RUST = 1 ] && T_LOOP=c ;;
+	-rust) [ $A_RUST = 1 ] || die "$T_ARCH has no Rust fault loop" ; T_LOOP=rust ;;
+	-rust-debug) [ $A_RUST = 1 ] || die "$T_ARCH has no Rust fault loop"; T_LOOP=rust T_VARIANT=debug ;;
+	*) die "unknown target '$t' (<arch>, <arch>-rust or <arch>-rust-debug)" ;;
+	esac
+	[ $A_BOOT = none ] && T_BOOT=0
+	T_BUILD=$T_ARCH${T_VARIANT:+-$T_VARIANT}
+	return 0
+}
+
+# build_parse BUILD: sets B_ARCH and B_VARIANT, and the arch's A_* facts.
+build_parse() {
+	B_ARCH=${1%%-*}
+	B_VARIANT=
+	[ "$1" != "$B_ARCH" ] && B_VARIANT=${1#*-}
+	check_arch "$B_ARCH"
+	arch_info "$B_ARCH"
+	case $B_VARIANT in
+	"") ;;
+	debug) [ $A_RUST = 1 ] || die "$B_ARCH has no Rust fault loop to debug" ;;
+	*) die "unknown build '$1' (<arch> or <arch>-debug)" ;;
 	esac
 }
 
-# name_of ARCH VARIANT: the name used for build dirs, logs and results.
-name_of() {
-	if [ -n "${2:-}" ]; then echo "$1-$2"; else echo "$1"; fi
+# The config fragments of a build, relative to the tree: the common one, the
+# arch's, the Rust one on a Rust arch, and the variant's.
+build_fragments() {
+	build_parse "$1"
+	echo kernel/configs/fault-retry.config
+	echo "kernel/configs/fault-retry-$B_ARCH.config"
+	[ $A_RUST = 1 ] && echo kernel/configs/fault-retry-rust.config
+	[ -n "$B_VARIANT" ] && echo "kernel/configs/fault-retry-$B_VARIANT.config"
+	return 0
 }
 
-# kmake ARCH ARGS...: make in the assembled tree with the project's toolchain.
+# kmake ARCH ARGS...: make in the assembled tree with ARCH's toolchain, C
+# through ccache.
 kmake() {
-	local arch=$1
+	local arch=$1 tc
 	shift
-	local extra=()
-	[ "$arch" = um ] && extra+=(SUBARCH=x86)
-	make -C "$SRC" ARCH="$(arch_karch "$arch")" "${extra[@]}" LLVM=1 \
+	arch_info "$arch"
+	tc=()
+	case $A_KCC in
+	llvm) tc=(LLVM=-$LLVM_VERSION CC="ccache clang-$LLVM_VERSION") ;;
+	llvm-22) tc=(LLVM=-22 CC="ccache clang-22") ;;
+	gnu:*) tc=(CROSS_COMPILE="${A_KCC#gnu:}" CC="ccache ${A_KCC#gnu:}gcc") ;;
+	esac
+	[ "$arch" = um ] && tc+=(SUBARCH=x86)
+	make -C "$SRC" ARCH="$A_KARCH" "${tc[@]}" \
 		RUSTC="$RUSTC_BIN" RUSTDOC="$RUSTDOC_BIN" BINDGEN="$BINDGEN_BIN" \
 		HOSTRUSTC="$RUSTC_BIN" -j"$JOBS" "$@"
 }
@@ -107,8 +263,9 @@ kmake() {
 merge_fragments() {
 	local arch=$1 out=$2
 	shift 2
+	arch_info "$arch"
 	kmake "$arch" O="$out" tinyconfig
-	(cd "$SRC" && ARCH=$(arch_karch "$arch") scripts/kconfig/merge_config.sh -m -O "$out" \
+	(cd "$SRC" && ARCH=$A_KARCH scripts/kconfig/merge_config.sh -m -O "$out" \
 		"$out/.config" "$@")
 	kmake "$arch" O="$out" olddefconfig
 }

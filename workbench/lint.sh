@@ -1,36 +1,30 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# lint.sh ARCH [VARIANT]: the kernel's own checks of the Rust code and of the
-# C the project touches, for one built kernel:
-#   rustfmtcheck, the Rust objects (rust/, samples/rust/) built with CLIPPY=1
-#   and W=1, and rustdoc. A warning located in a file the project adds or
-#   patches fails its check; warnings of untouched upstream files (um's
-#   asm-generic/io.h under W=1, for one) are counted in the log, not failed:
-#   they are not new.
-# They run in a separate build directory, build/out/<name>-lint, with the same
-# .config, so that the normal build stays incremental.
+# lint.sh BUILD: the kernel's own checks of the Rust code and of the C the
+# project touches, for one built kernel of a Rust arch:
+#   rustfmtcheck; the warnings of clippy (CLIPPY=1) and W=1, which build.sh
+#   turns on for this kernel, in its build log; and rustdoc. A warning
+#   located in a file the project adds or patches fails its check; warnings
+#   of untouched upstream files (um's asm-generic/io.h under W=1, for one)
+#   are counted, not failed: they are not new. build.sh makes the objects of
+#   the project's files again at every build, so their warnings are always
+#   in the log.
 #
-# Writes KTAP to build/results/<name>.host-lint.tap: one program, lint.
+# Writes KTAP to build/results/<arch>-rust.host-lint.tap: one program, lint.
 . "$(dirname "$0")/lib.sh"
 
-arch=${1:?usage: lint.sh ARCH [VARIANT]}
-variant=${2:-}
-name=$(name_of "$arch" "$variant")
+name=${1:?usage: lint.sh BUILD}
+build_parse "$name"
+[ $A_RUST = 1 ] && [ -z "$B_VARIANT" ] || die "lint.sh: $name is not the lint build of a Rust arch"
 out=$OUT/$name
-lint=$OUT/$name-lint
 log=$LOGS/$name
-tap=$RESULTS/$name.host-lint.tap
+tap=$RESULTS/$B_ARCH-rust.host-lint.tap
 
-[ -f "$out/.config" ] || die "$name is not configured: run 'make build ARCH=$arch'"
-mkdir -p "$lint" "$log" "$RESULTS"
-if ! cmp -s "$out/.config" "$lint/.config"; then
-	cp "$out/.config" "$lint/.config"
-	kmake "$arch" O="$lint" olddefconfig >"$log/lint-config.log" 2>&1 ||
-		die "lint config failed (log: $log/lint-config.log)"
-fi
+[ -f "$log/kernel.log" ] && [ -f "$out/.config" ] || die "$name is not built: run 'make build ARCH=$B_ARCH'"
+mkdir -p "$RESULTS"
 
 # The files the project adds or patches.
-ours=$lint/.fr-our-files
+ours=$out/.fr-our-files
 git -C "$SRC" diff --name-only base HEAD >"$ours"
 
 # warnings_in_our_files LOG: prints "path:line: message" for each warning
@@ -38,7 +32,7 @@ git -C "$SRC" diff --name-only base HEAD >"$ours"
 warnings_in_our_files() {
 	awk -v src="$SRC/" '
 		NR == FNR { ours[$0] = 1; next }
-		function norm(p) { sub("^" src, "", p); sub(/^\.\//, "", p); return p }
+		function norm(p) { sub("^" src, "", p); sub(/^(\.\.\/)+src\//, "", p); sub(/^\.\//, "", p); return p }
 		/^warning: / { msg = $0; next }
 		msg != "" && /^ *--> / {
 			loc = $2; split(loc, a, ":"); p = norm(a[1])
@@ -53,51 +47,46 @@ warnings_in_our_files() {
 
 n=0
 inner=()
-check() { # NAME LOGFILE CMD...: ok if CMD succeeds with no warning in our files
-	local what=$1 file=$2 rc=0 found others
-	shift 2
+# verdict WHAT FILE RC: ok if RC is 0 and FILE has no warning in our files
+verdict() {
+	local what=$1 file=$2 rc=$3 found others
 	n=$((n + 1))
-	"$@" >"$file" 2>&1 || rc=$?
 	found=$(warnings_in_our_files "$file")
 	others=$(grep -cE '(^|: )warning: ' "$file" || true)
-	if [ $rc -eq 0 ] && [ -z "$found" ]; then
+	if [ "$rc" -eq 0 ] && [ -z "$found" ]; then
 		inner+=("# $others warning line(s), all in untouched upstream files")
 		inner+=("ok $n $what")
 	else
-		[ $rc -ne 0 ] && inner+=("# exit status $rc")
+		[ "$rc" -ne 0 ] && inner+=("# exit status $rc")
 		while IFS= read -r l; do [ -n "$l" ] && inner+=("# $l"); done <<<"$(echo "$found" | head -n 8)"
-		[ $rc -ne 0 ] && while IFS= read -r l; do inner+=("# $l"); done < <(grep -E 'error' "$file" | head -n 5)
+		[ "$rc" -ne 0 ] && while IFS= read -r l; do inner+=("# $l"); done < <(grep -E 'error' "$file" | head -n 5)
 		inner+=("# log: $file")
 		inner+=("not ok $n $what")
 	fi
 }
+check() { # NAME LOGFILE CMD...
+	local what=$1 file=$2 rc=0
+	shift 2
+	"$@" >"$file" 2>&1 || rc=$?
+	verdict "$what" "$file" $rc
+}
 
-# Objects are rebuilt when their command line changes: give every make of
-# this directory the same flags, so that a no-change run rebuilds nothing.
+# The same flags as build.sh's, so that nothing is rebuilt.
 lmake() {
-	kmake "$arch" O="$lint" CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver W=1 "$@"
+	kmake "$B_ARCH" O="$out" CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver W=1 "$@"
 }
 check "rustfmtcheck" "$log/lint-rustfmt.log" lmake rustfmtcheck
-# The Rust objects, and every C or Rust object of the project's files that
-# this config builds (its .o exists in the normal build directory).
-objs=(rust/ samples/rust/)
-while read -r f; do
-	case "$f" in
-	rust/* | samples/rust/*) ;;
-	*.c | *.rs) [ -f "$out/${f%.*}.o" ] && objs+=("${f%.*}.o") ;;
-	esac
-done <"$ours"
-check "clippy and W=1 (${objs[*]})" "$log/lint-clippy.log" lmake "${objs[@]}"
+verdict "clippy and W=1 (the kernel build)" "$log/kernel.log" 0
 check "rustdoc" "$log/lint-rustdoc.log" lmake rustdoc
 
-verdict=ok
-printf '%s\n' "${inner[@]}" | grep -q '^not ok' && verdict="not ok"
+result=ok
+printf '%s\n' "${inner[@]}" | grep -q '^not ok' && result="not ok"
 {
 	echo "KTAP version 1"
 	echo "1..1"
 	echo "    KTAP version 1"
 	echo "    1..$n"
 	printf '    %s\n' "${inner[@]}"
-	echo "$verdict 1 lint"
+	echo "$result 1 lint"
 } >"$tap"
-[ "$verdict" = ok ]
+[ "$result" = ok ]

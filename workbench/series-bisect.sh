@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # series-bisect.sh: builds every prefix of the mailing-list series (branch
 # 'series' of build/src, made by 'make series') for x86_64 with the project
-# config, twice: with the Rust loop off (fault-retry.config +
-# fault-retry-x86_64.config) and on (+ fault-retry-rust.config). A prefix
+# config (fault-retry.config + fault-retry-x86_64.config +
+# fault-retry-rust.config), twice: with CONFIG_RUST_FAULT_LOOP off and on. A prefix
 # passes when both kernels build without a warning that the base does not
 # have (the base has a few with clang 14: stack frames over 1024 bytes,
 # objtool). While the option does not exist yet the two configs are the
@@ -37,8 +37,11 @@ fi
 # The make of the assembled tree, pointed at the worktree.
 SRC=$WT
 
-frags_off=("$ROOT/kernel/configs/fault-retry.config" "$ROOT/kernel/configs/fault-retry-x86_64.config")
-frags_on=("${frags_off[@]}" "$ROOT/kernel/configs/fault-retry-rust.config")
+mkdir -p "$BIS"
+echo '# CONFIG_RUST_FAULT_LOOP is not set' >"$BIS/rust-loop-off.config"
+frags_on=("$ROOT/kernel/configs/fault-retry.config" "$ROOT/kernel/configs/fault-retry-x86_64.config"
+	"$ROOT/kernel/configs/fault-retry-rust.config")
+frags_off=("${frags_on[@]}" "$BIS/rust-loop-off.config")
 
 # configure OUT FRAGMENTS...: tinyconfig + fragments, then checks that Rust
 # is on (a prefix built without Rust would prove nothing).
@@ -74,7 +77,9 @@ rm -f "$report"
 
 # The warnings of the base itself, from a full build of it (once per base).
 base_id=$(git -C "$SRC" rev-parse base)
-if [ "$(cat "$BIS/base-warnings.id" 2>/dev/null)" != "$base_id" ]; then
+# The warnings depend on the compiler, and on ccache's relative paths.
+warn_id="$base_id $(clang-$LLVM_VERSION --version | head -n 1) ccache"
+if [ "$(cat "$BIS/base-warnings.id" 2>/dev/null)" != "$warn_id" ]; then
 	note "[base] $(git -C "$SRC" log -1 --format=%s base)"
 	git -C "$WT" checkout -q --detach base
 	step "configure (off)" "$LOGS/series-bisect/00-config-off.log" \
@@ -86,7 +91,7 @@ if [ "$(cat "$BIS/base-warnings.id" 2>/dev/null)" != "$base_id" ]; then
 	step "full build of the base, for its warnings" "$LOGS/series-bisect/00-base.log" base_build ||
 		die "the base does not build"
 	warnings "$LOGS/series-bisect/00-base.log" >"$BIS/base-warnings.txt"
-	echo "$base_id" >"$BIS/base-warnings.id"
+	echo "$warn_id" >"$BIS/base-warnings.id"
 	note "  the base has $(wc -l <"$BIS/base-warnings.txt") warning line(s); only others fail a prefix"
 fi
 # passed_key COMMIT: what a pass of COMMIT depends on.
@@ -95,7 +100,7 @@ passed_key() {
 		git -C "$SRC" rev-parse "$1^{tree}"
 		cat "${frags_on[@]}"
 		"$RUSTC_BIN" --version
-		clang --version | head -n 1
+		clang-$LLVM_VERSION --version | head -n 1
 	} | sha256sum | cut -d' ' -f1
 }
 mkdir -p "$BIS/passed"

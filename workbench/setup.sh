@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# Installs what the workbench needs and is missing. Idempotent: when all is
-# there it only checks, in a second or two.
+# Installs what the workbench needs and is missing: Debian packages (the
+# toolchains, cross compilers, C libraries and QEMU of every arch of
+# lib.sh), bindgen from crates.io, and zig from PyPI for the loongarch64
+# guests. Idempotent: when all is there it only checks, in a second or two.
 . "$(dirname "$0")/lib.sh"
 
-DEB_PKGS="rustc-web rust-web-src rust-web-clippy clang lld llvm libclang-dev
-flex bison bc libelf-dev libssl-dev cpio python3 python3-ply git make gcc libc6-dev
-qemu-system-x86 qemu-system-arm qemu-system-misc opensbi
-gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-riscv64-linux-gnu libc6-dev-riscv64-cross"
+DEB_PKGS="rustc-web rust-web-src rust-web-clippy clang-$LLVM_VERSION lld-$LLVM_VERSION
+llvm-$LLVM_VERSION libclang-$LLVM_VERSION-dev
+flex bison bc libelf-dev libssl-dev cpio python3 python3-ply git make gcc libc6-dev ccache"
+for a in $ARCHES; do
+	arch_info "$a"
+	DEB_PKGS="$DEB_PKGS $A_PKGS"
+done
+DEB_PKGS=$(echo $DEB_PKGS | tr ' ' '\n' | sort -u)
 
 installed() {
 	dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
@@ -55,9 +61,46 @@ if ! "$BINDGEN_BIN" --version 2>/dev/null | grep -q "bindgen $BINDGEN_VERSION\$"
 		die "cargo install bindgen-cli $BINDGEN_VERSION failed (log: $LOGS/setup-bindgen.log)"
 	[ -x "$BINDGEN_BIN" ] || die "bindgen not found at $BINDGEN_BIN after install (set BINDGEN_BIN)"
 fi
+# bindgen must use the libclang of the clang that builds: another one
+# rejects that clang's flags, or reads the headers differently.
+libclang=$("$BINDGEN_BIN" "$WB/libclang-version.h" 2>&1 >/dev/null |
+	sed -n 's/.*clang version \([0-9][0-9.]*\).*/\1/p' | head -n 1)
+case $libclang in
+"$LLVM_VERSION".*) ;;
+*) die "bindgen loads libclang '${libclang:-?}' from LIBCLANG_PATH=$LIBCLANG_PATH, not $LLVM_VERSION.x (apt-get install libclang-$LLVM_VERSION-dev)" ;;
+esac
 
-for t in clang ld.lld llvm-ar x86_64-linux-gnu-gcc aarch64-linux-gnu-gcc riscv64-linux-gnu-gcc \
-	qemu-system-x86_64 qemu-system-aarch64 qemu-system-riscv64 cpio python3; do
+if ! [ -x "$ZIG_BIN" ]; then
+	note "setup: installing zig $ZIG_VERSION from PyPI (the loongarch64 guests' C compiler)"
+	mkdir -p "$LOGS"
+	pip=(python3 -m pip)
+	if ! "${pip[@]}" --version >/dev/null 2>&1; then
+		[ -x /usr/bin/python3 ] && /usr/bin/python3 -m pip --version >/dev/null 2>&1 ||
+			apt-get install -y -q python3-pip >>"$LOGS/setup-zig.log" 2>&1 ||
+			die "no pip for python3: apt-get install python3-pip"
+		pip=(/usr/bin/python3 -m pip)
+	fi
+	rm -rf "$ZIG_DIR.tmp"
+	"${pip[@]}" install --quiet --no-deps --break-system-packages --target "$ZIG_DIR.tmp" \
+		"ziglang==$ZIG_VERSION" >>"$LOGS/setup-zig.log" 2>&1 ||
+		"${pip[@]}" install --quiet --no-deps --target "$ZIG_DIR.tmp" \
+			"ziglang==$ZIG_VERSION" >>"$LOGS/setup-zig.log" 2>&1 ||
+		die "pip install ziglang==$ZIG_VERSION failed (log: $LOGS/setup-zig.log)"
+	rm -rf "$ZIG_DIR"
+	mv "$ZIG_DIR.tmp" "$ZIG_DIR"
+	[ -x "$ZIG_BIN" ] || die "zig not found at $ZIG_BIN after install"
+fi
+
+for t in clang-$LLVM_VERSION ld.lld-$LLVM_VERSION llvm-ar-$LLVM_VERSION clang-22 ccache cpio python3; do
 	command -v "$t" >/dev/null || die "'$t' not found on PATH after setup"
 done
-note "setup: toolchain ready ($("$RUSTC_BIN" --version), bindgen $BINDGEN_VERSION, $(clang --version | head -n 1))"
+for a in $ARCHES; do
+	arch_info "$a"
+	if [ -n "$A_CC" ] && [ "${A_CC#zig:}" = "$A_CC" ]; then
+		command -v "${A_CC%% *}" >/dev/null || die "'${A_CC%% *}' ($a guests) not found after setup"
+	fi
+	if [ $A_BOOT = qemu ]; then
+		command -v "${A_QEMU[0]}" >/dev/null || die "'${A_QEMU[0]}' ($a) not found after setup"
+	fi
+done
+note "setup: toolchain ready ($("$RUSTC_BIN" --version), bindgen $BINDGEN_VERSION on libclang $libclang, $(clang-$LLVM_VERSION --version | head -n 1), zig $ZIG_VERSION)"
