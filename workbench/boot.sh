@@ -59,10 +59,12 @@ echo "# ${cmd[*]}" >"$log/boot-cmd.txt"
 # UML's process tree ignores a plain SIGTERM; -k kills it for good.
 timeout -k 10 "$timeout_s" "${cmd[@]}" </dev/null >"$console" 2>&1 &
 pid=$!
-# The guest is done at its end marker; give it a few seconds to power off.
+# The guest is done at its end marker, or at a panic (panic=-1 reboots,
+# which -no-reboot makes an exit, where the machine can): give it a few
+# seconds to power off.
 ended=0
 while kill -0 $pid 2>/dev/null; do
-	if [ $ended = 0 ] && grep -aq '^# fr-guest: end' "$console"; then
+	if [ $ended = 0 ] && grep -aq -e '^# fr-guest: end' -e 'Kernel panic - not syncing' "$console"; then
 		ended=$(date +%s)
 	fi
 	if [ $ended != 0 ] && [ $(($(date +%s) - ended)) -ge 10 ]; then

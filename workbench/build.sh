@@ -118,13 +118,21 @@ compile_kernel() {
 	fi
 }
 
-# Static guest programs, rebuilt when their source or the headers change.
-# workbench/guest-tests says which, and where: /tests (the default) or /bench.
+# The guest programs, static unless the arch says otherwise (A_LIBS),
+# rebuilt when their source or the headers change. workbench/guest-tests
+# says which, and where: /tests (the default) or /bench.
+link=(-static)
+[ -n "$A_LIBS" ] && link=()
 compile_guest() {
-	local src dir bin
+	local src dir bin stamp=$guest/.fr-cc
 	mkdir -p "$guest/tests" "$guest/bench"
+	# Another compiler or way of linking: make them all again.
+	if [ "$(cat "$stamp" 2>/dev/null)" != "${guest_cc[*]} ${link[*]}" ]; then
+		rm -f "$guest/init" "$guest"/tests/* "$guest"/bench/*
+		echo "${guest_cc[*]} ${link[*]}" >"$stamp"
+	fi
 	if [ ! "$guest/init" -nt "$WB/guest/init.c" ]; then
-		"${guest_cc[@]}" -static -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
+		"${guest_cc[@]}" "${link[@]}" -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
 	fi
 	# The list in workbench/guest-tests is the list: drop others.
 	local want=()
@@ -138,7 +146,7 @@ compile_guest() {
 		bin=$guest/$dir/$(basename "${src%.c}")
 		want+=("$dir/$(basename "$bin")")
 		if [ ! "$bin" -nt "$SRC/$src" ] || [ "$hdr" -nt "$bin" ]; then
-			"${guest_cc[@]}" -static -O2 -g -Wall -pthread -isystem "$hdr" \
+			"${guest_cc[@]}" "${link[@]}" -O2 -g -Wall -pthread -isystem "$hdr" \
 				-I "$SRC/tools/testing/selftests" -o "$bin" "$SRC/$src"
 		fi
 	done <"$WB/guest-tests"
@@ -151,10 +159,33 @@ compile_guest() {
 	done
 }
 
-# The initramfs: /init, /dev/console, /tests/*, /bench/*. Made by the kernel's own
-# usr/gen_init_cpio, so no root or device nodes are needed on the host.
+# libraries FILE...: "guest-path host-path" for the loader and the shared
+# libraries that FILE needs, and those they need, from A_LIBS.
+libraries() {
+	local seen=" " todo=("$@") f lib
+	while [ ${#todo[@]} -gt 0 ]; do
+		f=${todo[0]}
+		todo=("${todo[@]:1}")
+		for lib in $(readelf -lW "$f" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p') \
+			$(readelf -dW "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+			lib=/lib/${lib##*/}
+			case $seen in *" $lib "*) continue ;; esac
+			seen="$seen$lib "
+			[ -e "$A_LIBS/${lib#/lib/}" ] || { echo "no ${lib#/lib/} in $A_LIBS" >&2; return 1; }
+			echo "$lib $(readlink -f "$A_LIBS/${lib#/lib/}")"
+			todo+=("$A_LIBS/${lib#/lib/}")
+		done
+	done
+}
+
+# The initramfs: /init, /dev/console, /tests/*, /bench/*, and /lib for
+# dynamic programs. Made by the kernel's own usr/gen_init_cpio, so no root
+# or device nodes are needed on the host.
 make_initramfs() {
-	local list=$guest/initramfs.list f
+	local list=$guest/initramfs.list f libs=
+	if [ -n "$A_LIBS" ]; then
+		libs=$(libraries "$guest/init" "$guest"/tests/* "$guest"/bench/*)
+	fi
 	{
 		echo "dir /dev 0755 0 0"
 		echo "nod /dev/console 0600 0 0 c 5 1"
@@ -168,6 +199,10 @@ make_initramfs() {
 			[ -e "$f" ] &&
 				echo "file /$(basename "$(dirname "$f")")/$(basename "$f") $f 0755 0 0"
 		done
+		if [ -n "$libs" ]; then
+			echo "dir /lib 0755 0 0"
+			echo "$libs" | while read -r g h; do echo "file $g $h 0755 0 0"; done
+		fi
 	} >"$list"
 	"$out/usr/gen_init_cpio" "$list" >"$guest/initramfs.cpio.tmp"
 	mv "$guest/initramfs.cpio.tmp" "$guest/initramfs.cpio"

@@ -85,7 +85,10 @@ check_arch() {
 #   A_KCC     the kernel's compiler: llvm (LLVM $LLVM_VERSION), llvm-22, or
 #             gnu:PREFIX (a cross gcc, CROSS_COMPILE=PREFIX)
 #   A_IMAGE   the boot image, in the build directory
-#   A_CC      the C compiler for the static guest programs (empty: none)
+#   A_CC      the C compiler for the guest programs (empty: none)
+#   A_LIBS    empty: the guest programs are static; else they are linked
+#             dynamically, and their loader and libraries come from this
+#             directory of the cross C library
 #   A_PKGS    the Debian packages for the kernel, the guest and the boot
 #   A_RUST    1 if the kernel builds Rust and both fault loops
 #   A_BOOT    qemu, um, or none (built only)
@@ -94,7 +97,7 @@ check_arch() {
 #   A_SMP     how many CPUs the guest gets
 #   A_MEM     how much memory
 arch_info() {
-	A_KCC=llvm A_RUST=0 A_BOOT=qemu A_SMP=2 A_MEM=1G A_QEMU=() A_CONSOLE="console=ttyS0"
+	A_KCC=llvm A_RUST=0 A_BOOT=qemu A_SMP=2 A_MEM=1G A_QEMU=() A_CONSOLE="console=ttyS0" A_LIBS=
 	case $1 in
 	x86_64)
 		A_KARCH=x86 A_IMAGE=arch/x86/boot/bzImage A_CC=x86_64-linux-gnu-gcc A_RUST=1
@@ -118,7 +121,7 @@ arch_info() {
 		A_KARCH=i386 A_KCC=gnu:i686-linux-gnu- A_IMAGE=arch/x86/boot/bzImage
 		A_CC=i686-linux-gnu-gcc
 		A_PKGS="gcc-i686-linux-gnu libc6-dev-i386-cross qemu-system-x86"
-		A_QEMU=(qemu-system-i386 -accel tcg -cpu max) ;;
+		A_QEMU=(qemu-system-i386 -accel tcg -cpu max,vendor=GenuineIntel) ;;
 	arm)
 		A_KARCH=arm A_KCC=gnu:arm-linux-gnueabihf- A_IMAGE=arch/arm/boot/zImage
 		A_CC=arm-linux-gnueabihf-gcc
@@ -126,7 +129,10 @@ arch_info() {
 		A_QEMU=(qemu-system-arm -accel tcg -M virt -cpu cortex-a15)
 		A_CONSOLE="console=ttyAMA0" ;;
 	alpha)
+		# Static programs of Debian's alpha C library crash at startup
+		# (__ctype_init), under QEMU's user mode too: link dynamically.
 		A_KARCH=alpha A_KCC=gnu:alpha-linux-gnu- A_IMAGE=vmlinux A_CC=alpha-linux-gnu-gcc
+		A_LIBS=/usr/alpha-linux-gnu/lib
 		A_PKGS="gcc-alpha-linux-gnu libc6.1-dev-alpha-cross qemu-system-misc"
 		A_QEMU=(qemu-system-alpha -accel tcg) ;;
 	m68k)
