@@ -89,7 +89,8 @@ check_arch() {
 #   A_LIBS    empty: the guest programs are static; else they are linked
 #             dynamically, and their loader and libraries come from this
 #             directory of the cross C library
-#   A_PKGS    the Debian packages for the kernel, the guest and the boot
+#   A_PKGS    the Debian packages for the kernel and the guest programs
+#   A_QEMU_PKG  the Debian package of the arch's QEMU (from bookworm-backports)
 #   A_RUST    1 if the kernel builds Rust and both fault loops
 #   A_BOOT    qemu, um, or none (built only)
 #   A_QEMU    the QEMU command, without -kernel, -initrd and -append
@@ -97,20 +98,21 @@ check_arch() {
 #   A_SMP     how many CPUs the guest gets
 #   A_MEM     how much memory
 arch_info() {
-	A_KCC=llvm A_RUST=0 A_BOOT=qemu A_SMP=2 A_MEM=1G A_QEMU=() A_CONSOLE="console=ttyS0" A_LIBS=
+	A_KCC=llvm A_RUST=0 A_BOOT=qemu A_SMP=2 A_MEM=1G A_QEMU=() A_QEMU_PKG= A_CONSOLE="console=ttyS0"
+	A_LIBS=
 	case $1 in
 	x86_64)
 		A_KARCH=x86 A_IMAGE=arch/x86/boot/bzImage A_CC=x86_64-linux-gnu-gcc A_RUST=1
-		A_PKGS="gcc qemu-system-x86"
+		A_PKGS="gcc" A_QEMU_PKG=qemu-system-x86
 		A_QEMU=(qemu-system-x86_64 -accel tcg -cpu max) ;;
 	arm64)
 		A_KARCH=arm64 A_IMAGE=arch/arm64/boot/Image A_CC=aarch64-linux-gnu-gcc A_RUST=1
-		A_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm"
+		A_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross" A_QEMU_PKG=qemu-system-arm
 		A_QEMU=(qemu-system-aarch64 -accel tcg -M virt -cpu max,pauth-impdef=on)
 		A_CONSOLE="console=ttyAMA0" ;;
 	riscv64)
 		A_KARCH=riscv A_IMAGE=arch/riscv/boot/Image A_CC=riscv64-linux-gnu-gcc A_RUST=1
-		A_PKGS="gcc-riscv64-linux-gnu libc6-dev-riscv64-cross qemu-system-misc opensbi"
+		A_PKGS="gcc-riscv64-linux-gnu libc6-dev-riscv64-cross" A_QEMU_PKG=qemu-system-riscv
 		A_QEMU=(qemu-system-riscv64 -accel tcg -M virt -bios default)
 		A_CONSOLE="console=ttyS0 earlycon=sbi" ;;
 	um)
@@ -120,12 +122,12 @@ arch_info() {
 	i386)
 		A_KARCH=i386 A_KCC=gnu:i686-linux-gnu- A_IMAGE=arch/x86/boot/bzImage
 		A_CC=i686-linux-gnu-gcc
-		A_PKGS="gcc-i686-linux-gnu libc6-dev-i386-cross qemu-system-x86"
+		A_PKGS="gcc-i686-linux-gnu libc6-dev-i386-cross" A_QEMU_PKG=qemu-system-x86
 		A_QEMU=(qemu-system-i386 -accel tcg -cpu max,vendor=GenuineIntel) ;;
 	arm)
 		A_KARCH=arm A_KCC=gnu:arm-linux-gnueabihf- A_IMAGE=arch/arm/boot/zImage
 		A_CC=arm-linux-gnueabihf-gcc
-		A_PKGS="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-system-arm"
+		A_PKGS="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross" A_QEMU_PKG=qemu-system-arm
 		A_QEMU=(qemu-system-arm -accel tcg -M virt -cpu cortex-a15)
 		A_CONSOLE="console=ttyAMA0" ;;
 	alpha)
@@ -133,62 +135,62 @@ arch_info() {
 		# (__ctype_init), under QEMU's user mode too: link dynamically.
 		A_KARCH=alpha A_KCC=gnu:alpha-linux-gnu- A_IMAGE=vmlinux A_CC=alpha-linux-gnu-gcc
 		A_LIBS=/usr/alpha-linux-gnu/lib
-		A_PKGS="gcc-alpha-linux-gnu libc6.1-dev-alpha-cross qemu-system-misc"
+		A_PKGS="gcc-alpha-linux-gnu libc6.1-dev-alpha-cross" A_QEMU_PKG=qemu-system-misc
 		A_QEMU=(qemu-system-alpha -accel tcg) ;;
 	m68k)
 		A_KARCH=m68k A_KCC=gnu:m68k-linux-gnu- A_IMAGE=vmlinux A_CC=m68k-linux-gnu-gcc A_SMP=1
-		A_PKGS="gcc-m68k-linux-gnu libc6-dev-m68k-cross qemu-system-misc"
+		A_PKGS="gcc-m68k-linux-gnu libc6-dev-m68k-cross" A_QEMU_PKG=qemu-system-misc
 		A_QEMU=(qemu-system-m68k -accel tcg -M virt -cpu m68040)
 		A_CONSOLE="console=ttyGF0" ;;
 	mips)
 		A_KARCH=mips A_KCC=gnu:mips-linux-gnu- A_IMAGE=vmlinux A_CC=mips-linux-gnu-gcc A_SMP=1
-		A_PKGS="gcc-mips-linux-gnu libc6-dev-mips-cross qemu-system-mips"
+		A_PKGS="gcc-mips-linux-gnu libc6-dev-mips-cross" A_QEMU_PKG=qemu-system-mips
 		A_QEMU=(qemu-system-mips -accel tcg -M malta -cpu 24Kf) ;;
 	mips64el)
 		A_KARCH=mips A_KCC=gnu:mips64el-linux-gnuabi64- A_IMAGE=vmlinux A_SMP=1
 		A_CC=mips64el-linux-gnuabi64-gcc
-		A_PKGS="gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross qemu-system-mips"
+		A_PKGS="gcc-mips64el-linux-gnuabi64 libc6-dev-mips64el-cross" A_QEMU_PKG=qemu-system-mips
 		A_QEMU=(qemu-system-mips64el -accel tcg -M malta -cpu MIPS64R2-generic) ;;
 	parisc)
 		A_KARCH=parisc A_KCC=gnu:hppa-linux-gnu- A_IMAGE=vmlinux A_CC=hppa-linux-gnu-gcc A_SMP=1
-		A_PKGS="gcc-hppa-linux-gnu libc6-dev-hppa-cross qemu-system-misc"
+		A_PKGS="gcc-hppa-linux-gnu libc6-dev-hppa-cross" A_QEMU_PKG=qemu-system-misc
 		A_QEMU=(qemu-system-hppa -accel tcg) ;;
 	powerpc)
 		A_KARCH=powerpc A_KCC=gnu:powerpc-linux-gnu- A_IMAGE=vmlinux A_SMP=1
 		A_CC=powerpc-linux-gnu-gcc
-		A_PKGS="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross qemu-system-ppc"
+		A_PKGS="gcc-powerpc-linux-gnu libc6-dev-powerpc-cross" A_QEMU_PKG=qemu-system-ppc
 		A_QEMU=(qemu-system-ppc -accel tcg -M g3beige) ;;
 	ppc64le)
 		A_KARCH=powerpc A_KCC=gnu:powerpc64le-linux-gnu- A_IMAGE=vmlinux
 		A_CC=powerpc64le-linux-gnu-gcc
-		A_PKGS="gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross qemu-system-ppc"
+		A_PKGS="gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross" A_QEMU_PKG=qemu-system-ppc
 		A_QEMU=(qemu-system-ppc64 -accel tcg -M pseries -cpu power9)
 		A_CONSOLE="console=hvc0" ;;
 	s390x)
 		A_KARCH=s390 A_KCC=gnu:s390x-linux-gnu- A_IMAGE=arch/s390/boot/bzImage
 		A_CC=s390x-linux-gnu-gcc
-		A_PKGS="gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-system-misc"
+		A_PKGS="gcc-s390x-linux-gnu libc6-dev-s390x-cross" A_QEMU_PKG=qemu-system-s390x
 		A_QEMU=(qemu-system-s390x -accel tcg -M s390-ccw-virtio -cpu max)
 		A_CONSOLE="console=ttysclp0" ;;
 	sh4)
 		# The r2d's console is its second serial port.
 		A_KARCH=sh A_KCC=gnu:sh4-linux-gnu- A_IMAGE=arch/sh/boot/zImage A_CC=sh4-linux-gnu-gcc
-		A_SMP=1 A_MEM=64M A_PKGS="gcc-sh4-linux-gnu libc6-dev-sh4-cross qemu-system-misc"
+		A_SMP=1 A_MEM=64M A_PKGS="gcc-sh4-linux-gnu libc6-dev-sh4-cross" A_QEMU_PKG=qemu-system-misc
 		A_QEMU=(qemu-system-sh4 -accel tcg -M r2d -serial null)
 		A_CONSOLE="console=ttySC1" ;;
 	sparc32)
 		A_KARCH=sparc A_KCC=gnu:sparc64-linux-gnu- A_IMAGE=arch/sparc/boot/zImage A_SMP=1
 		A_CC="sparc64-linux-gnu-gcc -m32"
-		A_PKGS="gcc-sparc64-linux-gnu gcc-multilib-sparc64-linux-gnu libc6-dev-sparc-sparc64-cross qemu-system-sparc"
+		A_PKGS="gcc-sparc64-linux-gnu gcc-multilib-sparc64-linux-gnu libc6-dev-sparc-sparc64-cross" A_QEMU_PKG=qemu-system-sparc
 		A_QEMU=(qemu-system-sparc -accel tcg -M SS-5) A_MEM=256M ;;
 	sparc64)
 		A_KARCH=sparc A_KCC=gnu:sparc64-linux-gnu- A_IMAGE=arch/sparc/boot/image A_SMP=1
 		A_CC=sparc64-linux-gnu-gcc
-		A_PKGS="gcc-sparc64-linux-gnu libc6-dev-sparc64-cross qemu-system-sparc"
+		A_PKGS="gcc-sparc64-linux-gnu libc6-dev-sparc64-cross" A_QEMU_PKG=qemu-system-sparc
 		A_QEMU=(qemu-system-sparc64 -accel tcg -M sun4u) ;;
 	loongarch64)
 		A_KARCH=loongarch A_KCC=llvm-22 A_IMAGE=vmlinux A_CC="zig:loongarch64-linux-musl"
-		A_PKGS="clang-22 lld-22 llvm-22 qemu-system-misc"
+		A_PKGS="clang-22 lld-22 llvm-22" A_QEMU_PKG=qemu-system-misc
 		A_QEMU=(qemu-system-loongarch64 -accel tcg -M virt -cpu la464) ;;
 	arc)
 		A_KARCH=arc A_KCC=gnu:arc-linux-gnu- A_IMAGE=vmlinux A_CC=arc-linux-gnu-gcc A_BOOT=none

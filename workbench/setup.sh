@@ -1,51 +1,79 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Installs what the workbench needs and is missing: Debian packages (the
-# toolchains, cross compilers, C libraries and QEMU of every arch of
-# lib.sh), bindgen from crates.io, and zig from PyPI for the loongarch64
-# guests. Idempotent: when all is there it only checks, in a second or two.
+# toolchains, cross compilers and C libraries of every arch of lib.sh),
+# QEMU 10 from bookworm-backports (Debian 12's QEMU 7.2 cannot boot 6.12 on
+# 32-bit PA-RISC), bindgen from crates.io, and zig from PyPI for the
+# loongarch64 guests. Idempotent: when all is there it only checks, in a
+# second or two.
 . "$(dirname "$0")/lib.sh"
 
 DEB_PKGS="rustc-web rust-web-src rust-web-clippy clang-$LLVM_VERSION lld-$LLVM_VERSION
 llvm-$LLVM_VERSION libclang-$LLVM_VERSION-dev
 flex bison bc libelf-dev libssl-dev cpio python3 python3-ply git make gcc libc6-dev ccache"
+QEMU_PKGS=
 for a in $ARCHES; do
 	arch_info "$a"
 	DEB_PKGS="$DEB_PKGS $A_PKGS"
+	QEMU_PKGS="$QEMU_PKGS $A_QEMU_PKG"
 done
 DEB_PKGS=$(echo $DEB_PKGS | tr ' ' '\n' | sort -u)
+QEMU_PKGS=$(echo $QEMU_PKGS | tr ' ' '\n' | sort -u)
+BACKPORTS=/etc/apt/sources.list.d/fault-retry-backports.sources
 
 installed() {
 	dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed
 }
+# QEMU counts as installed in its bookworm-backports version only.
+qemu_installed() {
+	installed "$1" && dpkg-query -W -f='${Version}' "$1" | grep -q '^1:1[0-9]\..*~bpo12'
+}
 
-missing=()
+missing=() qemu_missing=()
 for p in $DEB_PKGS; do
 	installed "$p" || missing+=("$p")
 done
+for p in $QEMU_PKGS; do
+	qemu_installed "$p" || qemu_missing+=("$p")
+done
 
-if [ ${#missing[@]} -gt 0 ]; then
-	note "setup: installing Debian packages: ${missing[*]}"
-	command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} by hand"
-	[ "$(id -u)" = 0 ] || die "need root to install ${missing[*]} (run: sudo apt-get install ${missing[*]})"
+if [ ${#missing[@]} -gt 0 ] || [ ${#qemu_missing[@]} -gt 0 ]; then
+	note "setup: installing Debian packages: ${missing[*]} ${qemu_missing[*]}"
+	command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} ${qemu_missing[*]} by hand"
+	[ "$(id -u)" = 0 ] ||
+		die "need root to install ${missing[*]} ${qemu_missing[*]} (see workbench/setup.sh)"
 	mkdir -p "$LOGS"
 	log=$LOGS/setup-apt.log
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >"$log" 2>&1 || die "apt-get update failed (log: $log)"
-	extra=()
-	# A qemu-utils newer than Debian 12's QEMU (from backports) blocks
-	# qemu-system-*: pin it to the version that goes with qemu-system-common.
-	qver=$(apt-cache policy qemu-system-common | awk '/Candidate:/ {print $2}')
-	if installed qemu-utils && [ -n "$qver" ] &&
-		[ "$(dpkg-query -W -f='${Version}' qemu-utils)" != "$qver" ]; then
-		extra+=(--allow-downgrades "qemu-utils=$qver")
+	if [ ${#qemu_missing[@]} -gt 0 ] && [ ! -f "$BACKPORTS" ]; then
+		note "setup: adding bookworm-backports for QEMU ($BACKPORTS)"
+		cat >"$BACKPORTS" <<-EOF
+			Types: deb
+			URIs: http://deb.debian.org/debian
+			Suites: bookworm-backports
+			Components: main
+			Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+		EOF
 	fi
-	if ! apt-get install -y -q "${extra[@]}" "${missing[@]}" >>"$log" 2>&1; then
+	apt-get update -q >"$log" 2>&1 || die "apt-get update failed (log: $log)"
+	# qemu-utils must come from the same QEMU as qemu-system-common.
+	if [ ${#qemu_missing[@]} -gt 0 ] && installed qemu-utils; then
+		qemu_missing+=(qemu-utils)
+	fi
+	ok=1
+	if [ ${#missing[@]} -gt 0 ]; then
+		apt-get install -y -q "${missing[@]}" >>"$log" 2>&1 || ok=0
+	fi
+	if [ $ok = 1 ] && [ ${#qemu_missing[@]} -gt 0 ]; then
+		apt-get install -y -q -t bookworm-backports "${qemu_missing[@]}" >>"$log" 2>&1 || ok=0
+	fi
+	if [ $ok = 0 ]; then
 		still=()
 		for p in "${missing[@]}"; do installed "$p" || still+=("$p"); done
+		for p in "${qemu_missing[@]}"; do qemu_installed "$p" || still+=("$p"); done
 		tail -n 20 "$log" >&2
-		die "could not install: ${still[*]}. They are Debian 12 packages (bookworm, bookworm-security);" \
-			"check /etc/apt/sources.list* and run 'apt-get install ${still[*]}' (log: $log)"
+		die "could not install: ${still[*]}. They are Debian 12 packages (bookworm, bookworm-security;" \
+			"QEMU from bookworm-backports); check /etc/apt/sources.list* (log: $log)"
 	fi
 fi
 
