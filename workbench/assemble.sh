@@ -23,12 +23,16 @@ sha_ok() {
 # find_tarball: prints the path of a tarball that matches the pin, fetching
 # the pinned Debian package if the one in /usr/src is absent or different.
 find_tarball() {
-	local sys=/usr/src/$PIN_PKG.tar.xz dl=$DL/$PIN_PKG.tar.xz deb
+	local sys=/usr/src/$PIN_PKG.tar.xz dl=$DL/$PIN_PKG.tar.xz deb sandbox
 	if sha_ok "$sys"; then echo "$sys"; return; fi
 	if sha_ok "$dl"; then echo "$dl"; return; fi
 	mkdir -p "$DL"
 	rm -f "$DL"/*.deb "$dl"
-	(cd "$DL" && apt-get download "$PIN_PKG=$PIN_VERSION") >&2 ||
+	# As root, apt's download sandbox user cannot write into build/: it
+	# would warn and download as root anyway.
+	sandbox=()
+	[ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
+	(cd "$DL" && apt-get "${sandbox[@]}" -q download "$PIN_PKG=$PIN_VERSION") >&2 ||
 		die "cannot download Debian package $PIN_PKG=$PIN_VERSION (is it still in the archive? run 'apt-get update')"
 	deb=$(ls "$DL"/*.deb)
 	dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/src/$PIN_PKG.tar.xz" >"$dl" ||
