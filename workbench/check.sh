@@ -15,9 +15,14 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || read -r -d '' -a targets <<<"$CHECK_TARGETS" || true
 
 t_start=$(date +%s)
+# at: the time since the start, for the section headers.
+at() {
+	local s=$(($(date +%s) - t_start))
+	printf 'at %dm%02ds' $((s / 60)) $((s % 60))
+}
 note "== setup"
 "$WB/setup.sh"
-note "== assemble"
+note "== assemble ($(at))"
 "$WB/assemble.sh"
 
 # What every boot must report: each test program of the guest (not the
@@ -38,7 +43,7 @@ done
 
 mkdir -p "$RESULTS"
 for b in "${builds[@]}"; do
-	note "== $b"
+	note "== $b ($(at))"
 	built=1
 	"$WB/build.sh" "$b" || built=0
 	build_parse "$b"
@@ -92,7 +97,7 @@ names=("${targets[@]}")
 # The whole run (no targets named) also checks the mailing-list series:
 # structure, threading, and checkpatch --strict on every patch.
 if [ $# -eq 0 ]; then
-	note "== series"
+	note "== series ($(at))"
 	names+=(series)
 	rm -f "$RESULTS/series.json" "$RESULTS/series.tap"
 	step "mailing-list series, checkpatch --strict" "$LOGS/series/series.log" \

@@ -260,16 +260,17 @@ build_fragments() {
 }
 
 # kmake ARCH ARGS...: make in the assembled tree with ARCH's toolchain, C
-# through ccache.
+# through ccache (the host tools' too, where no Rust is built).
 kmake() {
 	local arch=$1 tc
 	shift
 	arch_info "$arch"
 	tc=()
 	case $A_KCC in
+	# Not HOSTCC on the Rust arches: it is also HOSTRUSTC's -Clinker.
 	llvm) tc=(LLVM=-$LLVM_VERSION CC="ccache clang-$LLVM_VERSION") ;;
-	llvm-22) tc=(LLVM=-22 CC="ccache clang-22") ;;
-	gnu:*) tc=(CROSS_COMPILE="${A_KCC#gnu:}" CC="ccache ${A_KCC#gnu:}gcc") ;;
+	llvm-22) tc=(LLVM=-22 CC="ccache clang-22" HOSTCC="ccache clang-22") ;;
+	gnu:*) tc=(CROSS_COMPILE="${A_KCC#gnu:}" CC="ccache ${A_KCC#gnu:}gcc" HOSTCC="ccache gcc") ;;
 	esac
 	[ "$arch" = um ] && tc+=(SUBARCH=x86)
 	make -C "$SRC" ARCH="$A_KARCH" "${tc[@]}" \
