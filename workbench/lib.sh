@@ -45,6 +45,11 @@ JOBS=${JOBS:-$(nproc)}
 export CCACHE_DIR=${FR_CCACHE_DIR:-$HOME/.cache/fault-retry/ccache}
 export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-10G}
+# s390 passes its include directory to the assembler as an absolute path
+# (-Wa,-I$(srctree)/...), which base_dir does not rewrite: left in the
+# hash, no s390 object of one clone would be found from another. The
+# assembler's .include files are not hashed either way.
+export CCACHE_IGNOREOPTIONS='-Wa,-I*'
 # The loongarch64 guests' C compiler (zig, from PyPI: Debian has no
 # loongarch libc), installed by setup.sh.
 ZIG_VERSION=0.15.2
