@@ -106,6 +106,9 @@ our_objects() {
 
 compile_kernel() {
 	local flags=()
+	# An object left empty by an interrupted build is newer than its
+	# source, so make would link it: remove it to have it made again.
+	find "$out" -name '*.o' -size 0 -delete
 	if [ $lint = 1 ]; then
 		flags=(CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver W=1)
 		our_objects | sed "s|^|$out/|" | xargs -r rm -f
