@@ -1859,6 +1859,32 @@ FIXTURE_TEARDOWN(accounting)
 }
 
 /*
+ * The vma_lock events are counted for the whole system: a fault of another
+ * task during a measurement shows in them. A case that checks them measures
+ * up to ACCT_ATTEMPTS times and judges the first measurement that matches,
+ * or the last: an accounting bug fails every attempt, another task's fault
+ * only one.
+ */
+#define ACCT_ATTEMPTS 3
+
+/* Whether the deltas are what check_counts() expects; it fails nothing. */
+static bool counts_match(const struct fault_counts *d, long faults, long minflt,
+			 long majflt, long vma_success, long vma_retry)
+{
+	if (d->minflt != minflt || d->majflt != majflt)
+		return false;
+	if (d->perf[PERF_FAULTS] >= 0 &&
+	    (d->perf[PERF_FAULTS] != faults || d->perf[PERF_MIN] != d->minflt ||
+	     d->perf[PERF_MAJ] != d->majflt))
+		return false;
+	if (d->vma[VMA_SUCCESS] >= 0 &&
+	    (d->vma[VMA_SUCCESS] != vma_success || d->vma[VMA_RETRY] != vma_retry ||
+	     d->vma[VMA_MISS] || d->vma[VMA_ABORT]))
+		return false;
+	return true;
+}
+
+/*
  * Logs the deltas and checks them: @faults hardware faults, @minflt minor
  * and @majflt major ones; with per-VMA locks, @vma_success and @vma_retry
  * VMA-lock events and no miss or abort.
@@ -1956,33 +1982,45 @@ static void *acct_reader_thread(void *arg)
  */
 TEST_F(accounting, uffd_round_trip)
 {
-	struct acct_reader r = { 0 };
-	struct uffd_mem m;
-	struct uffd_msg msg;
-	pthread_t t;
-	int vma_locks;
+	for (int attempt = 1; attempt <= ACCT_ATTEMPTS; attempt++) {
+		struct acct_reader r = { 0 };
+		struct uffd_mem m;
+		struct uffd_msg msg;
+		pthread_t t;
+		int vma_locks;
 
-	uffd_mem_setup(_metadata, &m, ACCT_UFFD_PAGES);
-	r.addr = m.area;
-	ASSERT_EQ(0, pthread_create(&t, NULL, acct_reader_thread, &r));
-	for (int i = 0; i < ACCT_UFFD_PAGES; i++) {
-		unsigned long page = (unsigned long)m.area + i * page_size;
+		uffd_mem_setup(_metadata, &m, ACCT_UFFD_PAGES);
+		r.addr = m.area;
+		ASSERT_EQ(0, pthread_create(&t, NULL, acct_reader_thread, &r));
+		for (int i = 0; i < ACCT_UFFD_PAGES; i++) {
+			unsigned long page = (unsigned long)m.area + i * page_size;
 
-		EXPECT_FAULT_AT(m.uffd, page, &msg);
-		ASSERT_EQ(0, uffd_copy(m.uffd, page, m.src + i * page_size, page_size));
+			EXPECT_FAULT_AT(m.uffd, page, &msg);
+			ASSERT_EQ(0, uffd_copy(m.uffd, page, m.src + i * page_size, page_size));
+		}
+		ASSERT_EQ(0, join_within(t, WAIT_MS));
+		ASSERT_EQ(1, atomic_load(&r.ready));
+		ASSERT_EQ(0, r.ret) TH_LOG("reading the counters: %s", strerror(-r.ret));
+		counts_delta(&self->d, &r.before, &r.after);
+		uffd_mem_teardown(&m);
+		if (self->d.vma[VMA_SUCCESS] >= 0)
+			vma_locks = 1;
+		else	/* Whether the kernel has per-VMA locks shows in the counts. */
+			vma_locks = self->d.majflt == 0;
+		if (attempt < ACCT_ATTEMPTS &&
+		    !counts_match(&self->d, ACCT_UFFD_PAGES,
+				  vma_locks ? ACCT_UFFD_PAGES : 0,
+				  vma_locks ? 0 : ACCT_UFFD_PAGES, 0, ACCT_UFFD_PAGES)) {
+			TH_LOG("attempt %d: vma_lock success %ld retry %ld miss %ld abort %ld: again",
+			       attempt, self->d.vma[VMA_SUCCESS], self->d.vma[VMA_RETRY],
+			       self->d.vma[VMA_MISS], self->d.vma[VMA_ABORT]);
+			continue;
+		}
+		check_counts(_metadata, &self->d, ACCT_UFFD_PAGES,
+			     vma_locks ? ACCT_UFFD_PAGES : 0,
+			     vma_locks ? 0 : ACCT_UFFD_PAGES, 0, ACCT_UFFD_PAGES);
+		break;
 	}
-	ASSERT_EQ(0, join_within(t, WAIT_MS));
-	ASSERT_EQ(1, atomic_load(&r.ready));
-	ASSERT_EQ(0, r.ret) TH_LOG("reading the counters: %s", strerror(-r.ret));
-	counts_delta(&self->d, &r.before, &r.after);
-	if (self->d.vma[VMA_SUCCESS] >= 0)
-		vma_locks = 1;
-	else	/* Whether the kernel has per-VMA locks shows in the counts. */
-		vma_locks = self->d.majflt == 0;
-	check_counts(_metadata, &self->d, ACCT_UFFD_PAGES,
-		     vma_locks ? ACCT_UFFD_PAGES : 0,
-		     vma_locks ? 0 : ACCT_UFFD_PAGES, 0, ACCT_UFFD_PAGES);
-	uffd_mem_teardown(&m);
 }
 
 TEST_HARNESS_MAIN
