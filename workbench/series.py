@@ -313,7 +313,7 @@ def tested_section(tree):
         xf = [l.strip()[6:] for l in summary.split("\n") if l.strip().startswith("XFAIL ")]
         if xf:
             out.append("\nExpected failures: %d\n  %s"
-                       % (len(xf), "\n  ".join(x for x in xf)))
+                       % (len(xf), "\n  ".join(xf)))
         if total:
             out.append("\n" + total[0])
     bench = read(os.path.join(RESULTS, "bench.json"))
