@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # build.sh BUILD: configures and builds the kernel of the assembled tree in
-# build/out/BUILD (BUILD is <arch> or <arch>-debug), then the guest's static
+# build/out/BUILD (BUILD is <arch>, <arch>-debug or <arch>-bench), then the guest's static
 # programs (the /init runner and the tests) and the initramfs.
 #
 # Config: tinyconfig + kernel/configs/fault-retry.config +
@@ -10,14 +10,14 @@
 # Kconfig file or the toolchain changed, and every option a fragment asks
 # for is checked in the result.
 #
-# The kernel of a Rust arch (not its debug variant) is also the lint build:
+# The kernel of a Rust arch (not a variant) is also the lint build:
 # it is made with CLIPPY=1 and W=1, which give the same objects, and the
 # objects of the files the project adds or patches are made again every
 # time, so that their warnings are in this build's log (workbench/lint.sh
 # reads it).
 . "$(dirname "$0")/lib.sh"
 
-name=${1:?usage: build.sh BUILD (<arch> or <arch>-debug)}
+name=${1:?usage: build.sh BUILD (<arch>, <arch>-debug or <arch>-bench)}
 build_parse "$name"
 arch=$B_ARCH
 out=$OUT/$name
@@ -78,7 +78,7 @@ check_config() {
 
 configure() {
 	local stamp=$out/.fr-config-stamp want
-	want=$( (cat "${frags[@]/#/$SRC/}"; echo "$A_KCC $LLVM_VERSION $RUSTC_BIN $BINDGEN_BIN";
+	want=$( (cat "${frags[@]/#/$SRC/}"; echo "$A_KCC $LLVM_VERSION $RUSTC_BIN $BINDGEN_BIN $BINDGEN_VERSION";
 		git -C "$SRC" ls-tree -r HEAD | grep 'Kconfig') | sha256sum | cut -d' ' -f1)
 	if [ -f "$stamp" ] && [ -f "$out/.config" ] && [ "$(cat "$stamp")" = "$want" ]; then
 		echo "config up to date"
@@ -97,6 +97,9 @@ our_objects() {
 		case "$f" in
 		rust/kernel/*) echo rust/kernel.o ;;
 		rust/helpers/*) echo rust/helpers/helpers.o ;;
+		# With CONFIG_RUST_FAULT_LOOP_INLINE, the arch's handler
+		# object takes it in as bitcode.
+		mm/fault_loop.rs) echo mm/fault_loop.o; echo "arch/$A_KARCH/mm/fault_loop.bc" ;;
 		*.c | *.rs) echo "${f%.*}.o" ;;
 		esac
 	done | sort -u | while read -r o; do

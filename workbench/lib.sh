@@ -28,15 +28,18 @@ CHECK_TARGETS="x86_64 x86_64-rust arm64 arm64-rust riscv64 riscv64-rust um um-ru
 x86_64-rust-debug arm64-rust-debug $C_ARCHES $BUILD_ONLY_ARCHES"
 
 # The toolchain: Debian's rustc-web (it has rust-src), bindgen from crates.io,
-# LLVM $LLVM_VERSION for the Rust arches (LLVM=-$LLVM_VERSION), cross gcc for most
-# others. The rustup rustc first on PATH has no rust-src. bindgen loads the
-# libclang of LIBCLANG_PATH, which must be the one of the clang that builds
-# (it takes the clang's flags).
+# LLVM $LLVM_VERSION for the Rust arches and those without a gcc here
+# (LLVM=-$LLVM_VERSION), cross gcc for the others. LLVM $LLVM_VERSION is
+# rustc's own LLVM, so that LLVM bitcode of C and Rust can be joined
+# (CONFIG_RUST_INLINE_HELPERS). The rustup rustc first on PATH has no
+# rust-src. bindgen loads the libclang of LIBCLANG_PATH, which must be the
+# one of the clang that builds (it takes the clang's flags); before 0.72.1,
+# bindgen misreads some structures under libclang 22 (rust-bindgen#3278).
 RUSTC_BIN=/usr/bin/rustc
 RUSTDOC_BIN=/usr/bin/rustdoc
 BINDGEN_BIN=${BINDGEN_BIN:-$HOME/.cargo/bin/bindgen}
-BINDGEN_VERSION=0.71.1
-LLVM_VERSION=14
+BINDGEN_VERSION=0.72.1
+LLVM_VERSION=22
 export LIBCLANG_PATH=/usr/lib/llvm-$LLVM_VERSION/lib
 JOBS=${JOBS:-$(nproc)}
 
@@ -87,8 +90,8 @@ check_arch() {
 
 # arch_info ARCH: the facts of one arch, in these variables:
 #   A_KARCH   the kernel's ARCH
-#   A_KCC     the kernel's compiler: llvm (LLVM $LLVM_VERSION), llvm-22, or
-#             gnu:PREFIX (a cross gcc, CROSS_COMPILE=PREFIX)
+#   A_KCC     the kernel's compiler: llvm (LLVM $LLVM_VERSION) or gnu:PREFIX
+#             (a cross gcc, CROSS_COMPILE=PREFIX)
 #   A_IMAGE   the boot image, in the build directory
 #   A_CC      the C compiler for the guest programs (empty: none)
 #   A_LIBS    empty: the guest programs are static; else they are linked
@@ -205,23 +208,24 @@ arch_info() {
 		A_PKGS="gcc-sparc64-linux-gnu libc6-dev-sparc64-cross" A_QEMU_PKG=qemu-system-sparc
 		A_QEMU=(qemu-system-sparc64 -accel tcg -M sun4u) ;;
 	loongarch64)
-		A_KARCH=loongarch A_KCC=llvm-22 A_IMAGE=vmlinux A_CC="zig:loongarch64-linux-musl"
-		A_PKGS="clang-22 lld-22 llvm-22" A_QEMU_PKG=qemu-system-misc
+		A_KARCH=loongarch A_IMAGE=vmlinux A_CC="zig:loongarch64-linux-musl"
+		A_PKGS= A_QEMU_PKG=qemu-system-misc
 		A_QEMU=(qemu-system-loongarch64 -accel tcg -M virt -cpu la464) ;;
 	arc)
 		A_KARCH=arc A_KCC=gnu:arc-linux-gnu- A_IMAGE=vmlinux A_CC=arc-linux-gnu-gcc A_BOOT=none
 		A_PKGS="gcc-arc-linux-gnu libc6-dev-arc-cross" ;;
 	hexagon)
-		A_KARCH=hexagon A_KCC=llvm-22 A_IMAGE=vmlinux A_CC= A_BOOT=none
-		A_PKGS="clang-22 lld-22 llvm-22" ;;
+		A_KARCH=hexagon A_IMAGE=vmlinux A_CC= A_BOOT=none A_PKGS= ;;
 	*) die "unknown arch '$1' (known: $ARCHES)" ;;
 	esac
 }
 
 # The names of builds and boots. A build is <arch> or <arch>-<variant>
-# (build/out/<build>); a boot is a target of CHECK_TARGETS. target_parse
-# TARGET sets T_ARCH, T_BUILD, T_VARIANT, T_LOOP (c, rust, or "" for an arch
-# with one loop) and T_BOOT (1 if the target is booted).
+# (build/out/<build>; the variants are debug and bench, on a Rust arch); a
+# boot is a target of CHECK_TARGETS, or <arch>-bench and <arch>-rust-bench
+# (make bench). target_parse TARGET sets T_ARCH, T_BUILD, T_VARIANT, T_LOOP
+# (c, rust, or "" for an arch with one loop) and T_BOOT (1 if the target is
+# booted).
 target_parse() {
 	local t=$1
 	T_ARCH=${t%%-*}
@@ -232,7 +236,9 @@ target_parse() {
 	"") [ $A_RUST = 1 ] && T_LOOP=c ;;
 	-rust) [ $A_RUST = 1 ] || die "$T_ARCH has no Rust fault loop" ; T_LOOP=rust ;;
 	-rust-debug) [ $A_RUST = 1 ] || die "$T_ARCH has no Rust fault loop"; T_LOOP=rust T_VARIANT=debug ;;
-	*) die "unknown target '$t' (<arch>, <arch>-rust or <arch>-rust-debug)" ;;
+	-bench) [ $A_RUST = 1 ] || die "$T_ARCH has no Rust fault loop"; T_LOOP=c T_VARIANT=bench ;;
+	-rust-bench) [ $A_RUST = 1 ] || die "$T_ARCH has no Rust fault loop"; T_LOOP=rust T_VARIANT=bench ;;
+	*) die "unknown target '$t' (<arch>, <arch>-rust, <arch>-rust-debug, <arch>[-rust]-bench)" ;;
 	esac
 	[ $A_BOOT = none ] && T_BOOT=0
 	T_BUILD=$T_ARCH${T_VARIANT:+-$T_VARIANT}
@@ -248,8 +254,8 @@ build_parse() {
 	arch_info "$B_ARCH"
 	case $B_VARIANT in
 	"") ;;
-	debug) [ $A_RUST = 1 ] || die "$B_ARCH has no Rust fault loop to debug" ;;
-	*) die "unknown build '$1' (<arch> or <arch>-debug)" ;;
+	debug | bench) [ $A_RUST = 1 ] || die "$B_ARCH has no Rust fault loop to $B_VARIANT" ;;
+	*) die "unknown build '$1' (<arch>, <arch>-debug or <arch>-bench)" ;;
 	esac
 }
 
@@ -273,8 +279,9 @@ kmake() {
 	tc=()
 	case $A_KCC in
 	# Not HOSTCC on the Rust arches: it is also HOSTRUSTC's -Clinker.
-	llvm) tc=(LLVM=-$LLVM_VERSION CC="ccache clang-$LLVM_VERSION") ;;
-	llvm-22) tc=(LLVM=-22 CC="ccache clang-22" HOSTCC="ccache clang-22") ;;
+	llvm)
+		tc=(LLVM=-$LLVM_VERSION CC="ccache clang-$LLVM_VERSION")
+		[ $A_RUST = 1 ] || tc+=(HOSTCC="ccache clang-$LLVM_VERSION") ;;
 	gnu:*) tc=(CROSS_COMPILE="${A_KCC#gnu:}" CC="ccache ${A_KCC#gnu:}gcc" HOSTCC="ccache gcc") ;;
 	esac
 	[ "$arch" = um ] && tc+=(SUBARCH=x86)

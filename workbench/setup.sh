@@ -98,6 +98,13 @@ case $libclang in
 *) die "bindgen loads libclang '${libclang:-?}' from LIBCLANG_PATH=$LIBCLANG_PATH, not $LLVM_VERSION.x (apt-get install libclang-$LLVM_VERSION-dev)" ;;
 esac
 
+# C and Rust are joined as LLVM bitcode: rustc's LLVM must be clang's.
+rustc_llvm=$("$RUSTC_BIN" --version --verbose | sed -n 's/^LLVM version: //p')
+case $rustc_llvm in
+"$LLVM_VERSION".*) ;;
+*) die "$RUSTC_BIN is built on LLVM '${rustc_llvm:-?}', not $LLVM_VERSION.x: the workbench needs Debian 12's rustc-web on LLVM $LLVM_VERSION" ;;
+esac
+
 if ! [ -x "$ZIG_BIN" ]; then
 	note "setup: installing zig $ZIG_VERSION from PyPI (the loongarch64 guests' C compiler)"
 	mkdir -p "$LOGS"
@@ -119,7 +126,7 @@ if ! [ -x "$ZIG_BIN" ]; then
 	[ -x "$ZIG_BIN" ] || die "zig not found at $ZIG_BIN after install"
 fi
 
-for t in clang-$LLVM_VERSION ld.lld-$LLVM_VERSION llvm-ar-$LLVM_VERSION clang-22 ccache cpio python3; do
+for t in clang-$LLVM_VERSION ld.lld-$LLVM_VERSION llvm-ar-$LLVM_VERSION llvm-link-$LLVM_VERSION ccache cpio python3; do
 	command -v "$t" >/dev/null || die "'$t' not found on PATH after setup"
 done
 for a in $ARCHES; do
@@ -131,4 +138,4 @@ for a in $ARCHES; do
 		command -v "${A_QEMU[0]}" >/dev/null || die "'${A_QEMU[0]}' ($a) not found after setup"
 	fi
 done
-note "setup: toolchain ready ($("$RUSTC_BIN" --version), bindgen $BINDGEN_VERSION on libclang $libclang, $(clang-$LLVM_VERSION --version | head -n 1), zig $ZIG_VERSION)"
+note "setup: toolchain ready ($("$RUSTC_BIN" --version), LLVM $rustc_llvm, bindgen $BINDGEN_VERSION on libclang $libclang, $(clang-$LLVM_VERSION --version | head -n 1), zig $ZIG_VERSION)"
