@@ -165,13 +165,6 @@ pub unsafe extern "C" fn rust_fault_loop(
     };
     // SAFETY: The caller guarantees a legal combination.
     let mut flags = unsafe { FaultFlags::from_raw_unchecked(flags) };
-    // Only a fault that returns to user mode for a signal may wait interruptibly: a
-    // kernel-mode fault is retried until it is resolved or a fatal signal arrives, and an
-    // interruptible wait would return at once, again and again, while a signal is pending.
-    // (handle_mm_fault() does the same for faults with regs; um has none.)
-    if !user_mode {
-        flags = flags.without(FaultFlag::Interruptible).unwrap_or(flags);
-    }
     // SAFETY: The caller guarantees `mm` is current's, with users during this fault.
     let mm = unsafe { MmWithUser::from_raw(mm) };
 
@@ -239,6 +232,14 @@ fn vma_lock_fault(
 #[inline(never)]
 fn mmap_loop(f: Fault<'_>, mm: &MmWithUser, mut flags: FaultFlags) -> bindings::fault_loop_ret {
     let f = &f;
+    // Only a fault that returns to user mode for a signal may wait interruptibly: a
+    // kernel-mode fault is retried until it is resolved or a fatal signal arrives, and an
+    // interruptible wait would return at once, again and again, while a signal is pending.
+    // (handle_mm_fault() does the same for faults with regs; um has none.) Not needed
+    // before: the per-VMA lock path takes only user faults.
+    if !f.user_mode {
+        flags = flags.without(FaultFlag::Interruptible).unwrap_or(flags);
+    }
     loop {
         let Some(lock) = lock_mm_and_find_vma(f, mm, flags) else {
             return ret(NO_VMA, 0);

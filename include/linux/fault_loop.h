@@ -97,7 +97,9 @@ arch_fault_lock_mm_and_find_vma(struct mm_struct *mm, unsigned long address,
  *	combination without VMA_LOCK or RETRY_NOWAIT
  * @user_mode: whether a signal that interrupts the fault is handled by
  *	returning to user mode (user_mode(regs)); false for the kernel's own
- *	accesses to user memory
+ *	accesses to user memory. x86, arm64 and riscv pass their
+ *	FAULT_FLAG_USER bit, which they set from user_mode(regs): a value
+ *	already in a register, where user_mode(regs) would be a load
  *
  * The arguments are in registers and the result comes back in registers,
  * so that the caller keeps no state on its stack for the call.
