@@ -1,27 +1,32 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""The report of make bench: per arch, mode and workload, the cost per fault
-of the C loop and of the Rust loop, and their ratio.
+"""The report of make bench: per arch and workload, the cost per fault of the
+C loop and of the Rust loop, and their ratio.
 
-Reads DIR/<arch>[-rust].bench-<mode>.tap, as written by workbench/bench.sh.
-Exit status 1 if a run is missing or failed, or if the anon_write ratio under
-icount is above --max-ratio on x86_64 or arm64.
+Reads, as written by workbench/bench.sh:
+  DIR/<arch>-bench.bench-icount.tap and DIR/<arch>-rust-bench.bench-icount.tap
+      one boot each under QEMU -icount: guest instructions per fault
+      (minimum over the rounds);
+  DIR/um-bench.bench-native-<i>.tap and DIR/um-rust-bench.bench-native-<i>.tap
+      for i in 1..--um-pairs: um, natively, wall clock ns per fault (median
+      over the rounds of one boot). Per pair, the ratio Rust/C; reported: the
+      median ratio, the spread (interquartile range) of the ratios, and
+      whether the medians of the first and the second half of the pairs
+      agree within that spread. A figure whose halves disagree is printed
+      as unstable.
+Exit status 1 if a run is missing or failed, or if a ratio under icount is
+above --max-ratio on x86_64 or arm64.
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import sys
 
 WORKLOADS = ["anon_write", "shmem_write", "pagecache_read", "uffd_round_trip"]
 GATED_ARCHES = ["x86_64", "arm64"]
-GATED_WORKLOAD = "anon_write"
 LINE = re.compile(r"^\s*ok \d+ (\S+) # ns_per_fault=([\d.]+) median=([\d.]+) faults=(\d+)")
-MODES = {
-    "icount": "QEMU -icount shift=0,sleep=off: guest instructions per fault",
-    "tcg": "QEMU TCG, wall clock ns per fault (for information)",
-    "native": "native process, wall clock ns per fault (for information)",
-}
 
 
 def parse(path):
@@ -37,10 +42,64 @@ def parse(path):
     return res if all(w in res for w in WORKLOADS) else None
 
 
+def quartiles(xs):
+    """(first quartile, third quartile) of xs, by linear interpolation."""
+    q = statistics.quantiles(xs, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def icount_rows(a, arch, problems):
+    c = parse(os.path.join(a.dir, f"{arch}-bench.bench-icount.tap"))
+    r = parse(os.path.join(a.dir, f"{arch}-rust-bench.bench-icount.tap"))
+    if c is None or r is None:
+        problems.append(f"{arch}: a benchmark run is missing or failed "
+                        f"(see build/logs/{arch}[-rust]-bench.bench-icount/console.log)")
+        return []
+    rows = []
+    for w in WORKLOADS:
+        ratio = r[w][0] / c[w][0] if c[w][0] else float("nan")
+        rows.append({"arch": arch, "mode": "icount", "workload": w, "c": c[w][0],
+                     "rust": r[w][0], "ratio": ratio, "faults": c[w][2]})
+        if arch in GATED_ARCHES and not ratio <= a.max_ratio:
+            problems.append(f"{arch}: {w} Rust/C ratio {ratio:.4f} > {a.max_ratio}")
+    return rows
+
+
+def native_rows(a, arch, problems):
+    pairs = []
+    for i in range(1, a.um_pairs + 1):
+        c = parse(os.path.join(a.dir, f"{arch}-bench.bench-native-{i}.tap"))
+        r = parse(os.path.join(a.dir, f"{arch}-rust-bench.bench-native-{i}.tap"))
+        if c is None or r is None:
+            problems.append(f"{arch}: benchmark pair {i} is missing or failed "
+                            f"(see build/logs/{arch}[-rust]-bench.bench-native-{i}/console.log)")
+            return []
+        pairs.append((c, r))
+    if len(pairs) < 4:
+        problems.append(f"{arch}: {len(pairs)} pairs; at least 4 are needed for a spread")
+        return []
+    rows = []
+    half = len(pairs) // 2
+    for w in WORKLOADS:
+        ratios = [r[w][1] / c[w][1] for c, r in pairs]
+        q1, q3 = quartiles(ratios)
+        first = statistics.median(ratios[:half])
+        second = statistics.median(ratios[half:])
+        rows.append({"arch": arch, "mode": "native", "workload": w,
+                     "c": statistics.median(c[w][1] for c, _ in pairs),
+                     "rust": statistics.median(r[w][1] for _, r in pairs),
+                     "ratio": statistics.median(ratios), "q1": q1, "q3": q3,
+                     "first_half": first, "second_half": second,
+                     "stable": abs(first - second) <= q3 - q1,
+                     "faults": pairs[0][0][w][2]})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     ap.add_argument("--max-ratio", type=float, required=True)
+    ap.add_argument("--um-pairs", type=int, default=8)
     ap.add_argument("--json")
     ap.add_argument("--command", default="make bench")
     ap.add_argument("--args", default="")
@@ -49,36 +108,35 @@ def main():
 
     rows, problems = [], []
     for arch in a.arches:
-        modes = ["native"] if arch == "um" else ["icount", "tcg"]
-        for mode in modes:
-            c = parse(os.path.join(a.dir, f"{arch}.bench-{mode}.tap"))
-            r = parse(os.path.join(a.dir, f"{arch}-rust.bench-{mode}.tap"))
-            if c is None or r is None:
-                problems.append(f"{arch} {mode}: a benchmark run is missing or failed "
-                                f"(see build/logs/{arch}[-rust].bench-{mode}/console.log)")
-                continue
-            for w in WORKLOADS:
-                ratio = r[w][0] / c[w][0] if c[w][0] else float("nan")
-                rows.append({"arch": arch, "mode": mode, "workload": w,
-                             "c": c[w][0], "rust": r[w][0], "ratio": ratio,
-                             "c_median": c[w][1], "rust_median": r[w][1],
-                             "faults": c[w][2]})
-                if (mode == "icount" and arch in GATED_ARCHES and w == GATED_WORKLOAD
-                        and not ratio <= a.max_ratio):
-                    problems.append(f"{arch}: {w} Rust/C ratio {ratio:.4f} > {a.max_ratio}")
+        if arch == "um":
+            rows += native_rows(a, arch, problems)
+        else:
+            rows += icount_rows(a, arch, problems)
 
     print(f"Cost per fault, C loop vs CONFIG_RUST_FAULT_LOOP ({a.command}; "
-          f"fault-retry-bench {a.args}; minimum over the rounds)")
-    for mode, what in MODES.items():
-        sel = [x for x in rows if x["mode"] == mode]
-        if not sel:
-            continue
-        print(f"\n{what}:")
+          f"fault-retry-bench {a.args}; one kernel per arch, rust_fault_loop=off and on)")
+    sel = [x for x in rows if x["mode"] == "icount"]
+    if sel:
+        print("\nQEMU -icount shift=0,sleep=off: guest instructions per fault "
+              "(minimum over the rounds):")
         print(f"  {'arch':<9} {'workload':<16} {'C':>10} {'Rust':>10} {'Rust/C':>8}")
         for x in sel:
             print(f"  {x['arch']:<9} {x['workload']:<16} {x['c']:>10.1f} {x['rust']:>10.1f} "
                   f"{x['ratio']:>8.4f}")
-    print(f"\nRequirement: {GATED_WORKLOAD} Rust/C <= {a.max_ratio} under icount on "
+    sel = [x for x in rows if x["mode"] == "native"]
+    if sel:
+        print(f"\num, native, wall clock ns per fault: {a.um_pairs} pairs of boots, C and "
+              "Rust interleaved;\nper boot the median over the rounds, per pair the ratio; "
+              "the median ratio, its\ninterquartile range, and the medians of the two halves "
+              "of the run:")
+        print(f"  {'arch':<9} {'workload':<16} {'C':>9} {'Rust':>9} {'Rust/C':>7} "
+              f"{'IQR':>15} {'halves':>15}  verdict")
+        for x in sel:
+            verdict = "stable" if x["stable"] else "UNSTABLE: halves differ by more than the IQR"
+            print(f"  {x['arch']:<9} {x['workload']:<16} {x['c']:>9.1f} {x['rust']:>9.1f} "
+                  f"{x['ratio']:>7.3f} {x['q1']:>7.3f}..{x['q3']:<7.3f} "
+                  f"{x['first_half']:>7.3f}/{x['second_half']:<7.3f}  {verdict}")
+    print(f"\nRequirement: Rust/C <= {a.max_ratio} under icount for every workload on "
           f"{' and '.join(GATED_ARCHES)}.")
     for p in problems:
         print(f"FAILED: {p}")

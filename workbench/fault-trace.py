@@ -8,9 +8,11 @@ the execution trace into faults at each entry of ENTRY (the arch's fault
 entry, for example exc_page_fault), and prints, for the most common
 fault (the one with the most frequent instruction count), the instructions
 executed per function. Only the blocks that the log's -dfilter let through
-are counted.
+are counted. With DUMP, also writes that fault's instructions to DUMP, one
+per line, as QEMU disassembled them, without their addresses, so that two
+dumps can be compared with diff.
 
-Usage: fault-trace.py LOG VMLINUX ENTRY
+Usage: fault-trace.py LOG VMLINUX ENTRY [DUMP]
 """
 import bisect
 import collections
@@ -34,9 +36,10 @@ def symbols(vmlinux):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
-    log, vmlinux, entry_name = sys.argv[1:]
+    log, vmlinux, entry_name = sys.argv[1:4]
+    dump = sys.argv[4] if len(sys.argv) == 5 else None
     syms = symbols(vmlinux)
     starts = [s[0] for s in syms]
     entry = next((s[0] for s in syms if s[2] == entry_name), None)
@@ -49,21 +52,23 @@ def main():
             return syms[i][2]
         return "(other)"
 
-    size, faults, cur = {}, [], None
+    size, text, faults, cur = {}, {}, [], None
     block, first = None, None
     with open(log, errors="replace") as f:
         for line in f:
             if line.startswith("IN:"):
-                block, first = 0, None
+                block, first = [], None
                 continue
             if block is not None:
                 if line.startswith("0x"):
                     if first is None:
                         first = int(line[2:18], 16)
-                    block += 1
+                    # "0x<addr>:  <bytes>  <insn>": the instruction only.
+                    block.append(line.split(":", 1)[1].strip())
                     continue
                 if first is not None:
-                    size[first] = block
+                    size[first] = len(block)
+                    text[first] = block
                 block = None
             m = TRACE.match(line)
             if m:
@@ -85,6 +90,11 @@ def main():
           f"{common} instructions in the traced functions:")
     for fn, n in per.most_common():
         print(f"  {n:6d}  {fn}")
+    if dump:
+        with open(dump, "w") as f:
+            for pc in fault:
+                for insn in text.get(pc, []):
+                    f.write(f"{name(pc)}: {insn}\n")
 
 
 if __name__ == "__main__":
