@@ -29,9 +29,11 @@ cmdfile=$out/rust/.doctests_kernel_generated.o.cmd
 rm -rf "$work"
 mkdir -p "$work" "$RESULTS"
 
-# The rustc command line of the doctest object, minus its input and outputs.
+# The rustc command line of the doctest object, minus its input and outputs
+# and, with CONFIG_RUST_INLINE_HELPERS, the llvm-link and clang steps that
+# follow it.
 base=$(sed -n 's/^savedcmd_[^ ]* := //p' "$cmdfile" |
-	sed -e 's/--crate-name [^ ]*//' -e 's/--out-dir [^ ]*//' -e 's/--emit=[^ ]*//g' \
+	sed -e 's/ ; .*$//' -e 's/--crate-name [^ ]*//' -e 's/--out-dir [^ ]*//' -e 's/--emit=[^ ]*//g' \
 		-e 's/ [^ ]*doctests_kernel_generated\.rs *$//')
 
 # Snippets: "file:line" then the code, from every ```ignore block that starts
