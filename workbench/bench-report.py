@@ -48,13 +48,23 @@ def quartiles(xs):
     return q[0], q[2]
 
 
-def icount_rows(a, arch, problems):
-    c = parse(os.path.join(a.dir, f"{arch}-bench.bench-icount.tap"))
-    r = parse(os.path.join(a.dir, f"{arch}-rust-bench.bench-icount.tap"))
+def boot_pair(a, arch, tag, problems):
+    """The results of the C and the Rust boot of ARCH tagged TAG, or None (and a
+    problem) if one is missing or failed."""
+    c = parse(os.path.join(a.dir, f"{arch}-bench.{tag}.tap"))
+    r = parse(os.path.join(a.dir, f"{arch}-rust-bench.{tag}.tap"))
     if c is None or r is None:
         problems.append(f"{arch}: a benchmark run is missing or failed "
-                        f"(see build/logs/{arch}[-rust]-bench.bench-icount/console.log)")
+                        f"(see build/logs/{arch}[-rust]-bench.{tag}/console.log)")
+        return None
+    return c, r
+
+
+def icount_rows(a, arch, problems):
+    pair = boot_pair(a, arch, "bench-icount", problems)
+    if pair is None:
         return []
+    c, r = pair
     rows = []
     for w in WORKLOADS:
         ratio = r[w][0] / c[w][0] if c[w][0] else float("nan")
@@ -68,13 +78,10 @@ def icount_rows(a, arch, problems):
 def native_rows(a, arch, problems):
     pairs = []
     for i in range(1, a.um_pairs + 1):
-        c = parse(os.path.join(a.dir, f"{arch}-bench.bench-native-{i}.tap"))
-        r = parse(os.path.join(a.dir, f"{arch}-rust-bench.bench-native-{i}.tap"))
-        if c is None or r is None:
-            problems.append(f"{arch}: benchmark pair {i} is missing or failed "
-                            f"(see build/logs/{arch}[-rust]-bench.bench-native-{i}/console.log)")
+        pair = boot_pair(a, arch, f"bench-native-{i}", problems)
+        if pair is None:
             return []
-        pairs.append((c, r))
+        pairs.append(pair)
     if len(pairs) < 4:
         problems.append(f"{arch}: {len(pairs)} pairs; at least 4 are needed for a spread")
         return []
