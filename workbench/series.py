@@ -353,9 +353,10 @@ def tested_section(tree):
     native = [r for r in b["rows"] if r["mode"] == "native"]
     if native:
         out.append("\n" + wrap(
-            "um, natively (wall clock, the median of interleaved pairs of boots): "
-            + ", ".join("%s %.3f%s" % (r["workload"], r["ratio"],
-                                       "" if r["stable"] else " (unstable)")
+            "um, natively (wall clock, the median ratio of interleaved pairs of boots, "
+            "with its interquartile range): "
+            + ", ".join("%s %.3f (%.3f-%.3f)%s" % (r["workload"], r["ratio"], r["q1"], r["q3"],
+                                                  "" if r["stable"] else ", unstable")
                         for r in native) + ".", ""))
     return "\n".join(out)
 
