@@ -10,6 +10,7 @@
 #   the project's files again at every build, so their warnings are always
 #   in the log.
 #
+# Also checks that the Rust fault loop is inlined where the config says so.
 # Writes KTAP to build/results/<arch>-rust.host-lint.tap: one program, lint.
 . "$(dirname "$0")/lib.sh"
 
@@ -78,6 +79,22 @@ lmake() {
 check "rustfmtcheck" "$log/lint-rustfmt.log" lmake rustfmtcheck
 verdict "clippy and W=1 (the kernel build)" "$log/kernel.log" 0
 check "rustdoc" "$log/lint-rustdoc.log" lmake rustdoc
+
+# With CONFIG_RUST_FAULT_LOOP_INLINE, LLVM inlines rust_fault_loop() into
+# the arch's fault handler. A function of that name left in vmlinux means it
+# did not: the two sides' attributes no longer match (CC_FLAGS_RUST_TARGET).
+loop_inlined() {
+	if ! grep -qx 'CONFIG_RUST_FAULT_LOOP_INLINE=y' "$out/.config"; then
+		echo "CONFIG_RUST_FAULT_LOOP_INLINE is off: nothing to check"
+		return 0
+	fi
+	if nm "$out/vmlinux" | grep -E ' [tT] rust_fault_loop$'; then
+		echo "error: rust_fault_loop() is a function of its own: LLVM did not inline it"
+		return 1
+	fi
+	echo "rust_fault_loop() is inlined into the arch's fault handler"
+}
+check "the Rust fault loop is inlined into the handler" "$log/lint-inline.log" loop_inlined
 
 result=ok
 printf '%s\n' "${inner[@]}" | grep -q '^not ok' && result="not ok"
