@@ -89,14 +89,17 @@ fn check_access<'a>(
     flags: FaultFlags,
     lock: LockedVma<'a>,
 ) -> Result<LockedVma<'a>, i32> {
-    // SAFETY: The VMA is valid and locked by `lock`.
+    // SAFETY: The VMA is valid and locked by `lock`; the hook only reads it.
     if !unsafe { bindings::arch_fault_access_error(lock.vma().as_ptr(), f.hw_error, flags.bits()) }
     {
         return Ok(lock);
     }
-    let (vma, mm) = lock.into_raw();
+    // SAFETY: The lock goes to the arch hook just below, which releases it.
+    let (vma, mm) = unsafe { lock.into_raw() };
     let regs = f.regs.map_or(core::ptr::null_mut(), |r| r.as_ptr());
-    // SAFETY: The arch hook takes over the lock (mmap read lock of `mm`, VMA lock if null).
+    // SAFETY: The arch hook takes over the lock (the mmap read lock of `mm`, or the VMA's lock
+    // if `mm` is null) and releases it; `vma` is valid while it is held; `regs` is null or the
+    // registers of this fault.
     Err(unsafe { bindings::arch_fault_bad_access(regs, f.address, f.hw_error, vma, mm) })
 }
 
@@ -110,16 +113,20 @@ fn lock_mm_and_find_vma<'a>(
     #[cfg(CONFIG_LOCK_MM_AND_FIND_VMA)]
     {
         let _ = flags;
-        mm.lock_mm_and_find_vma(f.address, f.regs)
+        // SAFETY: This is the fault handler of the current task, `mm` its address space (the
+        // contract of `rust_fault_loop()`), and `f.regs` are null or the fault's registers.
+        unsafe { mm.lock_mm_and_find_vma(f.address, f.regs) }
     }
     #[cfg(not(CONFIG_LOCK_MM_AND_FIND_VMA))]
     {
-        // SAFETY: The arch hook returns null, or a VMA of `mm` with its mmap read lock held.
-        unsafe {
-            let vma =
-                bindings::arch_fault_lock_mm_and_find_vma(mm.as_raw(), f.address, flags.bits());
-            LockedVma::from_raw_mmap_locked(mm, vma)
-        }
+        // SAFETY: This is the fault handler of the current task and `mm` its address space;
+        // the hook may be called with any address and the fault's flags.
+        let vma = unsafe {
+            bindings::arch_fault_lock_mm_and_find_vma(mm.as_raw(), f.address, flags.bits())
+        };
+        // SAFETY: The arch hook returns null, or a VMA of `mm` with its mmap read lock held,
+        // which it hands over.
+        unsafe { LockedVma::from_raw_mmap_locked(mm, vma) }
     }
 }
 
@@ -194,7 +201,8 @@ fn vma_lock_fault(
             return Some(ret(BAD_ACCESS, code));
         }
     };
-    // SAFETY: Found by the address; the caller's flags have no VMA_LOCK or RETRY_NOWAIT.
+    // SAFETY: The VMA was found by the address; the caller's flags have no VMA_LOCK or
+    // RETRY_NOWAIT; the arch's access check passed, so a write fault has VM_WRITE.
     let result = match unsafe { lock.handle_mm_fault_unchecked(f.address, *flags, f.regs) } {
         FaultOutcome::Locked(lock, result) => {
             lock.unlock();
@@ -248,7 +256,8 @@ fn mmap_loop(f: Fault<'_>, mm: &MmWithUser, mut flags: FaultFlags) -> bindings::
             Ok(lock) => lock,
             Err(code) => return ret(BAD_ACCESS, code),
         };
-        // SAFETY: The VMA was looked up by the address; the flags have no VMA_LOCK.
+        // SAFETY: The VMA was looked up by the address; the flags have no VMA_LOCK; the arch's
+        // access check passed, so a write fault has VM_WRITE.
         match unsafe { lock.handle_mm_fault_unchecked(f.address, flags, f.regs) } {
             FaultOutcome::Released(result) => {
                 if fault_signal_pending(result, f.user_mode) {

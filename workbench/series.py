@@ -342,7 +342,7 @@ def tested_section(tree):
         lo = min(icount, key=lambda r: r["ratio"])
         hi = max(icount, key=lambda r: r["ratio"])
         out.append("\n" + wrap(
-            "Rust/C is between %.4f (%s %s) and %.4f (%s %s): with patches 20-26 "
+            "Rust/C is between %.4f (%s %s) and %.4f (%s %s): with patches 21-27 "
             "the C helpers are inlined into Rust and the loop is compiled into the "
             "arch's fault handler, where LLVM inlines it. The requirement of the "
             "series is at most %.3f on x86_64 and arm64; %s."

@@ -63,7 +63,9 @@ struct fault_loop_ret {
  * the error code, or whatever the access check needs.
  *
  * arch_fault_access_error(): whether @vma does not allow the access. Called
- * with the mmap or VMA read lock held; does not change it.
+ * with the mmap or VMA read lock held; does not change it. A write fault
+ * (FAULT_FLAG_WRITE in @flags) must be refused without VM_WRITE, as
+ * handle_mm_fault() warns about other write faults.
  *
  * arch_fault_bad_access(): releases the lock it is called with (the mmap
  * read lock of @mm, or the VMA read lock of @vma if @mm is NULL), reports

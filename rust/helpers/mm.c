@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
+#include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
-#include <linux/sched/signal.h>
 
 void rust_helper_mmgrab(struct mm_struct *mm)
 {
@@ -60,9 +60,10 @@ void rust_helper_put_page(struct page *page)
 	put_page(page);
 }
 
-int rust_helper_fatal_signal_pending(struct task_struct *t)
+void rust_helper_memcpy_from_page(char *to, struct page *page, size_t offset,
+				  size_t len)
 {
-	return fatal_signal_pending(t);
+	memcpy_from_page(to, page, offset, len);
 }
 
 void rust_helper_count_vm_vma_lock_event(enum vm_event_item event)

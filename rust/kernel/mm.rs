@@ -10,6 +10,8 @@
 //! - [`MmapReadGuard`] owns the mmap read lock, [`VmaReadGuard`] the per-VMA read lock of one
 //!   VMA. Both are `!Send`: the lock must be released by the thread that took it.
 //! - [`virt::VmaRef`] is a VMA that may be used while one of those locks is held.
+//! - [`MmWithUserAsync`] is an [`MmWithUser`] whose last reference may be dropped in atomic
+//!   context (`mmput_async`).
 //!
 //! On top of them, [`fault`] wraps `handle_mm_fault()` and [`gup`] the get/pin_user_pages
 //! family. Both encode in their types when the C side drops a lock: a call that may release the
@@ -21,15 +23,18 @@
 
 use crate::{
     bindings,
-    error::{to_result, Result},
+    error::{code::*, from_err_ptr, to_result, Result},
+    task::Task,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
 use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 
 pub mod fault;
 pub mod gup;
+mod mmput_async;
 pub mod virt;
 
+pub use mmput_async::MmWithUserAsync;
 use virt::VmaRef;
 
 /// An address space (`struct mm_struct`) kept alive by an `mmgrab` refcount.
@@ -126,7 +131,8 @@ impl Mm {
     /// deallocated during the lifetime `'a`.
     #[inline]
     pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a Mm {
-        // SAFETY: The caller promises validity for 'a; the layout is `repr(transparent)`.
+        // SAFETY: The caller promises validity for 'a; `Mm` is a `repr(transparent)` wrapper of
+        // `mm_struct`.
         unsafe { &*ptr.cast() }
     }
 
@@ -137,8 +143,11 @@ impl Mm {
         let success = unsafe { bindings::mmget_not_zero(self.as_raw()) };
 
         if success {
-            // SAFETY: We just created an `mmget` refcount.
-            Some(unsafe { ARef::from_raw(NonNull::new_unchecked(self.as_raw().cast())) })
+            let ptr = NonNull::from(self).cast::<MmWithUser>();
+            // SAFETY: We just created an `mmget` refcount, which the `ARef` takes over, and the
+            // `mm_users` count is therefore non-zero; `MmWithUser` is a `repr(transparent)`
+            // wrapper of `Mm`.
+            Some(unsafe { ARef::from_raw(ptr) })
         } else {
             None
         }
@@ -154,7 +163,8 @@ impl MmWithUser {
     /// non-zero for the duration of the lifetime `'a`.
     #[inline]
     pub unsafe fn from_raw<'a>(ptr: *const bindings::mm_struct) -> &'a MmWithUser {
-        // SAFETY: The caller promises validity for 'a; the layout is `repr(transparent)`.
+        // SAFETY: The caller promises validity and users for 'a; `MmWithUser` is a
+        // `repr(transparent)` wrapper of `mm_struct`.
         unsafe { &*ptr.cast() }
     }
 
@@ -177,14 +187,39 @@ impl MmWithUser {
     /// it runs, but not beyond.
     #[inline]
     pub fn with_current<R>(f: impl FnOnce(&MmWithUser) -> R) -> Option<R> {
-        // SAFETY: `get_current()` returns the running task, which is valid.
-        let mm = unsafe { (*bindings::get_current()).mm };
+        // SAFETY: Getting the current task has no requirement.
+        let current = unsafe { bindings::get_current() };
+        // SAFETY: `current` is the running task, which is valid, and only the task itself
+        // writes its `mm` field.
+        let mm = unsafe { (*current).mm };
         if mm.is_null() {
             return None;
         }
-        // Only the task itself changes its `mm` (exec, `kthread_use_mm`), not while it runs `f`.
-        // SAFETY: So the mm has users for as long as `f` runs.
+        // SAFETY: The task's address space has users while the task uses it, and only the task
+        // itself changes its `mm` (exec, `kthread_unuse_mm()`), which it does not do while `f`
+        // runs: the safe `f` has no way to. The reference cannot escape `f`.
         Some(f(unsafe { MmWithUser::from_raw(mm) }))
+    }
+
+    /// `mm_access()`: the address space of `task`, if the current task may access it in
+    /// `mode` (a ptrace access check, as `/proc/<pid>/mem` and `process_vm_readv()` do).
+    ///
+    /// Errors: `ESRCH` if the task has no address space (a kernel thread, or it has exited),
+    /// `EACCES` if the access is not allowed, `EINTR` if a fatal signal arrives while waiting
+    /// for an exec of the task to finish. May sleep.
+    ///
+    /// The address space of the current task itself is always returned.
+    ///
+    /// Not inlined: the C function is not exported, and a module reaches it through this
+    /// function of the kernel crate.
+    pub fn access(task: &Task, mode: PtraceMode) -> Result<ARef<MmWithUser>> {
+        // SAFETY: `task` is valid (it is a reference); any mode is accepted.
+        let mm = unsafe { bindings::mm_access(task.0.get(), mode as u32) };
+        // `mm_access()` returns an `ERR_PTR`, NULL (no address space), or an address space on
+        // which it took an `mmget` refcount.
+        let mm = NonNull::new(from_err_ptr(mm)?).ok_or(ESRCH)?;
+        // SAFETY: The `mmget` refcount that `mm_access()` took goes to the `ARef`.
+        Ok(unsafe { MmWithUser::from_raw_mmget(mm) })
     }
 
     /// Lock the mmap read lock. May sleep.
@@ -231,23 +266,29 @@ impl MmWithUser {
         }
     }
 
-    /// Attempt to take the per-VMA read lock of the VMA that contains `vma_addr`.
+    /// Try to take the read lock of the VMA that contains `vma_addr`.
     ///
-    /// This is an optimistic trylock under RCU: it fails if there is no VMA at that address or
-    /// on contention (for example a writer on the mmap lock). Then fall back to
-    /// [`MmWithUser::mmap_read_lock`]. Without `CONFIG_PER_VMA_LOCK` it always returns `None`.
-    /// Does not sleep.
+    /// Besides the mmap lock, which covers the whole address space, each VMA has a lock of its
+    /// own (with `CONFIG_PER_VMA_LOCK`). Holding a VMA's read lock keeps that VMA alive and
+    /// unchanged, as the mmap read lock would, without blocking changes elsewhere in the
+    /// address space.
+    ///
+    /// This is an optimistic trylock: it may fail under contention (a writer holds the VMA or
+    /// the mmap lock), and it fails if no VMA contains `vma_addr`. Then fall back to taking the
+    /// mmap read lock. Without per-VMA locks it always returns `None`. Does not sleep.
     #[inline]
     pub fn lock_vma_under_rcu(&self, vma_addr: usize) -> Option<VmaReadGuard<'_>> {
         #[cfg(CONFIG_PER_VMA_LOCK)]
         {
-            // SAFETY: `self` is valid; a returned VMA comes read-locked.
+            // SAFETY: The mm has users (type invariant); any address is accepted. A VMA that is
+            // returned comes with its read lock held.
             let vma = unsafe { bindings::lock_vma_under_rcu(self.as_raw(), vma_addr) };
 
             if !vma.is_null() {
+                // INVARIANT: The guard takes over the read lock of `vma`.
                 return Some(VmaReadGuard {
-                    // The VMA is valid until its read lock is released by the guard.
-                    // SAFETY: We hold that lock, and the guard owns it.
+                    // SAFETY: The VMA is valid while its read lock is held, which the guard
+                    // owns until it is dropped; the reference lives no longer than the guard.
                     vma: unsafe { VmaRef::from_raw(vma) },
                     _not_send: PhantomData,
                 });
@@ -260,6 +301,21 @@ impl MmWithUser {
 
         None
     }
+}
+
+/// The access that [`MmWithUser::access`] checks for (`PTRACE_MODE_*`): read or attach, with
+/// the caller's filesystem or real credentials.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtraceMode {
+    /// `PTRACE_MODE_READ_FSCREDS`: read, filesystem credentials (`/proc/<pid>/` files).
+    ReadFsCreds = bindings::PTRACE_MODE_READ_FSCREDS,
+    /// `PTRACE_MODE_READ_REALCREDS`: read, real credentials.
+    ReadRealCreds = bindings::PTRACE_MODE_READ_REALCREDS,
+    /// `PTRACE_MODE_ATTACH_FSCREDS`: attach, filesystem credentials (`/proc/<pid>/mem`).
+    AttachFsCreds = bindings::PTRACE_MODE_ATTACH_FSCREDS,
+    /// `PTRACE_MODE_ATTACH_REALCREDS`: attach, real credentials (`process_vm_readv()`).
+    AttachRealCreds = bindings::PTRACE_MODE_ATTACH_REALCREDS,
 }
 
 /// A guard for the mmap read lock.
@@ -294,8 +350,8 @@ impl<'a> MmapReadGuard<'a> {
         if vma.is_null() {
             None
         } else {
-            // The reference borrows the guard, so the borrow checker keeps it within the lock.
-            // SAFETY: A vma was found, and it is valid while the mmap read lock is held.
+            // SAFETY: A VMA was found, and it is valid while the mmap read lock is held; the
+            // reference borrows the guard, so the borrow checker keeps it within the lock.
             unsafe { Some(VmaRef::from_raw(vma)) }
         }
     }

@@ -17,20 +17,30 @@
 //!   released and taken again. With `FR_GUP_INTERRUPTIBLE` the fault is
 //!   `FAULT_FLAG_INTERRUPTIBLE`.
 //! - `FR_GUP_PINS`: how many pins the device holds now (always 0 between calls).
+//! - `FR_GUP_FAULT`: `handle_mm_fault()` on each page of the range of the calling process, for
+//!   write with `FR_GUP_WRITE`: a fault loop of its own, in safe Rust. The first attempt takes
+//!   the per-VMA lock if it can, every other the mmap read lock; a fault that released the lock
+//!   is retried, without bound. `done` counts the retries. A fatal signal (and with
+//!   `FR_GUP_INTERRUPTIBLE` any signal) ends it with `EINTR`; an access that the mapping does
+//!   not allow, or no mapping, with `EFAULT`.
 //!
 //! `flags`: `FR_GUP_WRITE` (1) asks for write access, `FR_GUP_INTERRUPTIBLE` (2) lets a
 //! non-fatal signal interrupt a wait (`EINTR`), `FR_GUP_GET` (4) takes references instead of
-//! pins (remote only). Other bits: `EINVAL`.
+//! pins (remote only), `FR_GUP_LONGTERM` (8) asks for a long-term pin (`FOLL_LONGTERM`; with
+//! `FR_GUP_GET`: `EINVAL`). Other bits: `EINVAL`.
+//!
+//! 32-bit processes on a 64-bit kernel use the same commands: the structure has the same
+//! layout there.
 
 use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::{
-    bindings, c_str,
+    c_str,
     ioctl::{_IOR, _IOWR},
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::{
-        fault::{FaultFlag, FaultFlags},
+        fault::{fault_signal_pending, FaultFlag, FaultFlags, FaultOutcome, LockedVma},
         gup::{self, GupFlag, GupFlags, Pages, Relock},
-        MmWithUser,
+        MmWithUser, PtraceMode,
     },
     page::PAGE_SIZE,
     prelude::*,
@@ -52,10 +62,13 @@ const FR_GUP_PIN: u32 = _IOWR::<Req>(FR_GUP_MAGIC, 1);
 const FR_GUP_PIN_REMOTE: u32 = _IOWR::<Req>(FR_GUP_MAGIC, 2);
 const FR_GUP_FAULTIN: u32 = _IOWR::<Req>(FR_GUP_MAGIC, 3);
 const FR_GUP_PINS: u32 = _IOR::<i64>(FR_GUP_MAGIC, 4);
+const FR_GUP_FAULT: u32 = _IOWR::<Req>(FR_GUP_MAGIC, 5);
 
 const FR_GUP_WRITE: u64 = 1;
 const FR_GUP_INTERRUPTIBLE: u64 = 2;
 const FR_GUP_GET: u64 = 4;
+const FR_GUP_LONGTERM: u64 = 8;
+const FR_GUP_ALL: u64 = FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE | FR_GUP_GET | FR_GUP_LONGTERM;
 
 /// `struct fr_gup_req`.
 #[repr(C)]
@@ -105,7 +118,9 @@ impl MiscDevice for FaultGupFile {
     fn ioctl(_me: &FaultGupFile, cmd: u32, arg: usize) -> Result<isize> {
         let size = match cmd {
             FR_GUP_PINS => core::mem::size_of::<i64>(),
-            FR_GUP_PIN | FR_GUP_PIN_REMOTE | FR_GUP_FAULTIN => core::mem::size_of::<Req>(),
+            FR_GUP_PIN | FR_GUP_PIN_REMOTE | FR_GUP_FAULTIN | FR_GUP_FAULT => {
+                core::mem::size_of::<Req>()
+            }
             _ => return Err(ENOTTY),
         };
         let (mut reader, mut writer) = UserSlice::new(arg as _, size).reader_writer();
@@ -114,7 +129,7 @@ impl MiscDevice for FaultGupFile {
             return Ok(0);
         }
         let mut req: Req = reader.read()?;
-        if req.flags & !(FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE | FR_GUP_GET) != 0 {
+        if req.flags & !FR_GUP_ALL != 0 {
             return Err(EINVAL);
         }
         let addr = usize::try_from(req.addr).map_err(|_| EOVERFLOW)?;
@@ -125,10 +140,11 @@ impl MiscDevice for FaultGupFile {
                     return Err(EINVAL);
                 }
                 let pages = gup::pin_user_pages_unlocked(addr, nr_pages, gup_flags(req.flags))?;
-                report(&mut req, pages);
+                report(&mut req, pages)?;
             }
             FR_GUP_PIN_REMOTE => pin_remote(&mut req, addr, nr_pages)?,
-            _ => faultin(&mut req, addr, nr_pages)?,
+            FR_GUP_FAULTIN => faultin(&mut req, addr, nr_pages)?,
+            _ => fault(&mut req, addr, nr_pages)?,
         }
         writer.write(&req)?;
         Ok(0)
@@ -143,55 +159,57 @@ fn gup_flags(flags: u64) -> GupFlags {
     if flags & FR_GUP_INTERRUPTIBLE != 0 {
         f = f.with(GupFlag::Interruptible);
     }
+    if flags & FR_GUP_LONGTERM != 0 {
+        f = f.with(GupFlag::Longterm);
+    }
     f
 }
 
 /// Hashes the pages into `req.checksum`, sets `req.done`, and drops the pins.
-fn report(req: &mut Req, pages: Pages) {
+fn report(req: &mut Req, pages: Pages) -> Result {
     let n = pages.len() as i64;
-    if pages.is_pinned() {
+    let pinned = pages.is_pinned();
+    if pinned {
         PINS.fetch_add(n, Ordering::Relaxed);
     }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for i in 0..pages.len() {
-        pages.with_page(i, |bytes| {
-            for &b in &bytes[..PAGE_SIZE] {
+    let mut buf = [0u8; 256];
+    let mut res = Ok(());
+    'pages: for i in 0..pages.len() {
+        for offset in (0..PAGE_SIZE).step_by(buf.len()) {
+            // User space may write to the page meanwhile: the copy sees what it sees.
+            res = pages.read(i, offset, &mut buf);
+            if res.is_err() {
+                break 'pages;
+            }
+            for &b in &buf {
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
             }
-        });
+        }
     }
     req.checksum = hash;
     req.done = pages.len() as u64;
-    let pinned = pages.is_pinned();
     drop(pages);
     if pinned {
         PINS.fetch_sub(n, Ordering::Relaxed);
     }
+    res
 }
 
 /// The address space of process `pid`, if the caller may ptrace it (as `process_vm_readv()`).
 fn remote_mm(pid: i64) -> Result<ARef<MmWithUser>> {
-    let pid = bindings::pid_t::try_from(pid).map_err(|_| ESRCH)?;
+    let pid = i32::try_from(pid).map_err(|_| ESRCH)?;
     if pid <= 0 {
         return Err(ESRCH);
     }
-    // SAFETY: Any pid number may be looked up; a task comes back with a reference.
-    let task = unsafe { bindings::find_get_task_by_vpid(pid) };
-    let task = core::ptr::NonNull::new(task.cast::<Task>()).ok_or(ESRCH)?;
-    // SAFETY: `find_get_task_by_vpid` took a reference, which the `ARef` now owns.
-    let task: ARef<Task> = unsafe { ARef::from_raw(task) };
-    // SAFETY: The task is valid (we hold a reference).
-    let mm = unsafe {
-        bindings::mm_access(
-            (&*task as *const Task).cast_mut().cast(),
-            bindings::PTRACE_MODE_ATTACH_REALCREDS,
-        )
-    };
-    // `mm_access` returns an `ERR_PTR`, NULL, or an mm with an `mmget` reference.
-    let mm = kernel::error::from_err_ptr(mm).map_err(|e| if e == EACCES { EPERM } else { e })?;
-    let mm = core::ptr::NonNull::new(mm).ok_or(ESRCH)?;
-    // SAFETY: We own the `mmget` reference that `mm_access` took.
-    Ok(unsafe { MmWithUser::from_raw_mmget(mm) })
+    let task = Task::find_get_by_vpid(pid).ok_or(ESRCH)?;
+    MmWithUser::access(&task, PtraceMode::AttachRealCreds).map_err(|e| {
+        if e == EACCES {
+            EPERM
+        } else {
+            e
+        }
+    })
 }
 
 fn pin_remote(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
@@ -204,8 +222,7 @@ fn pin_remote(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
     };
     // Release the lock (if GUP kept it) before looking at the pages.
     drop(res.lock);
-    report(req, res.pages?);
-    Ok(())
+    report(req, res.pages?)
 }
 
 fn faultin(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
@@ -230,4 +247,77 @@ fn faultin(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
     .ok_or(EFAULT)??;
     req.done = retaken;
     Ok(())
+}
+
+fn fault(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
+    if req.flags & !(FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE) != 0 {
+        return Err(EINVAL);
+    }
+    gup::check_range(addr, nr_pages)?;
+    let interruptible = req.flags & FR_GUP_INTERRUPTIBLE != 0;
+    let mut flags = FaultFlags::DEFAULT;
+    if !interruptible {
+        flags = flags.without(FaultFlag::Interruptible)?;
+    }
+    if req.flags & FR_GUP_WRITE != 0 {
+        flags = flags.with(FaultFlag::Write)?;
+    }
+    let retries = MmWithUser::with_current(|mm| -> Result<u64> {
+        let mut retries = 0;
+        for i in 0..nr_pages {
+            retries += fault_page(mm, addr + i * PAGE_SIZE, flags, interruptible)?;
+        }
+        Ok(retries)
+    })
+    .ok_or(EFAULT)??;
+    req.done = retries;
+    Ok(())
+}
+
+/// Handles the fault at `address` until it is resolved; returns how many times it was retried.
+fn fault_page(
+    mm: &MmWithUser,
+    address: usize,
+    mut flags: FaultFlags,
+    interruptible: bool,
+) -> Result<u64> {
+    let mut retries = 0;
+    loop {
+        // The per-VMA lock only for the first attempt, as the arch fault handlers do: a fault
+        // that needs the mmap lock (to prepare an anon_vma, say) retries under the VMA lock
+        // without waiting.
+        let vma_lock = if retries == 0 {
+            mm.lock_vma_under_rcu(address)
+        } else {
+            None
+        };
+        let lock = match vma_lock {
+            Some(guard) => LockedVma::from_vma_guard(guard),
+            None => {
+                let guard = mm.mmap_read_lock_killable()?;
+                // No VMA: the guard comes back in the error and is dropped.
+                LockedVma::lookup(guard, address).map_err(|_| EFAULT)?
+            }
+        };
+        let under_vma_lock = lock.is_vma_lock();
+        let result = match lock.handle_mm_fault(address, flags, None) {
+            // Refused (an access the VMA does not allow): the lock is dropped with it.
+            Err(refused) => return Err(refused.error),
+            Ok(FaultOutcome::Locked(lock, result)) => {
+                drop(lock);
+                return result.to_errno().map_or(Ok(retries), Err);
+            }
+            Ok(FaultOutcome::Released(result)) => result,
+        };
+        if fault_signal_pending(result, interruptible) {
+            return Err(EINTR);
+        }
+        if result.is_completed() {
+            return Ok(retries);
+        }
+        if !under_vma_lock || result.is_major() {
+            flags = flags.tried();
+        }
+        retries += 1;
+    }
 }

@@ -9,7 +9,10 @@
 //! [`LockedVma::handle_mm_fault`] takes by value; the outcome gives it back only if the lock is
 //! still held. Releasing the lock twice or touching the VMA after a retry does not compile, and
 //! every outcome that holds the lock releases it when dropped: leaking it takes an explicit
-//! `core::mem::forget`.
+//! `core::mem::forget` or the unsafe [`LockedVma::into_raw`].
+//!
+//! The safe functions refuse what `handle_mm_fault()` would warn about (`sanitize_fault_flags()`):
+//! an access that the VMA does not allow, and illegal flag combinations.
 //!
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h),
 //! [`include/linux/mm_types.h`](srctree/include/linux/mm_types.h).
@@ -17,21 +20,23 @@
 use crate::{
     bindings,
     error::{code::*, Error, Result},
-    mm::{virt::VmaRef, MmWithUser, MmapReadGuard, VmaReadGuard},
+    mm::{
+        virt::{self, VmaRef},
+        MmWithUser, MmapReadGuard, VmaReadGuard,
+    },
     types::Opaque,
 };
 use core::ptr::NonNull;
 
-/// One fault flag (`enum fault_flag`).
+/// One fault flag (`enum fault_flag`) that a caller of `handle_mm_fault()` may set.
 ///
-/// `FAULT_FLAG_ORIG_PTE_VALID` is internal to the fault handler and not offered.
+/// `FAULT_FLAG_MKWRITE` and `FAULT_FLAG_ORIG_PTE_VALID` are internal to the fault handler and
+/// not offered.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultFlag {
     /// Fault was a write fault.
     Write = bindings::fault_flag_FAULT_FLAG_WRITE,
-    /// Fault was mkwrite of existing PTE.
-    Mkwrite = bindings::fault_flag_FAULT_FLAG_MKWRITE,
     /// Allow to retry the fault if blocked.
     AllowRetry = bindings::fault_flag_FAULT_FLAG_ALLOW_RETRY,
     /// Don't drop the lock and wait when retrying.
@@ -61,7 +66,6 @@ const FLAG_TRIED: u32 = FaultFlag::Tried as u32;
 const FLAG_UNSHARE: u32 = FaultFlag::Unshare as u32;
 const FLAG_VMA_LOCK: u32 = FaultFlag::VmaLock as u32;
 const FLAGS_KNOWN: u32 = FLAG_WRITE
-    | FaultFlag::Mkwrite as u32
     | FLAG_ALLOW_RETRY
     | FLAG_RETRY_NOWAIT
     | FaultFlag::Killable as u32
@@ -87,6 +91,7 @@ const FLAGS_KNOWN: u32 = FLAG_WRITE
 ///
 /// ```
 /// use kernel::prelude::*;
+/// use kernel::bindings;
 /// use kernel::mm::fault::{FaultFlag, FaultFlags};
 ///
 /// let f = FaultFlags::DEFAULT;
@@ -107,6 +112,8 @@ const FLAGS_KNOWN: u32 = FLAG_WRITE
 /// let nowait = f.with(FaultFlag::RetryNowait)?;
 /// assert_eq!(nowait.with(FaultFlag::VmaLock), Err(EINVAL));
 /// assert!(FaultFlags::new(1 << 31).is_err());
+/// // Internal to the fault handler: not an input.
+/// assert_eq!(FaultFlags::new(bindings::fault_flag_FAULT_FLAG_MKWRITE), Err(EINVAL));
 /// # Ok::<(), Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +121,8 @@ pub struct FaultFlags(u32);
 
 impl FaultFlags {
     /// `FAULT_FLAG_DEFAULT`: retry allowed, killable and interruptible.
+    // INVARIANT: `ALLOW_RETRY` without `TRIED`, `RETRY_NOWAIT`, `WRITE`, `UNSHARE` or `VMA_LOCK`
+    // breaks no rule of `FaultFlags::new`.
     pub const DEFAULT: FaultFlags =
         FaultFlags(FLAG_ALLOW_RETRY | FaultFlag::Killable as u32 | FaultFlag::Interruptible as u32);
 
@@ -258,6 +267,13 @@ const VM_FAULT_ERROR: u32 = VM_FAULT_OOM
 ///
 /// let major = VmFaultResult::from_raw(bindings::vm_fault_reason_VM_FAULT_MAJOR);
 /// assert!(major.is_major() && major.error().is_none() && major.to_errno().is_none());
+///
+/// // As vm_fault_to_errno(): a fallback is an error bit, but no errno; poison is EFAULT.
+/// let fallback = VmFaultResult::from_raw(bindings::vm_fault_reason_VM_FAULT_FALLBACK);
+/// assert_eq!(fallback.error(), Some(FaultError::Fallback));
+/// assert_eq!(fallback.to_errno(), None);
+/// let poison = VmFaultResult::from_raw(bindings::vm_fault_reason_VM_FAULT_HWPOISON);
+/// assert_eq!(poison.to_errno(), Some(EFAULT));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmFaultResult(u32);
@@ -329,11 +345,12 @@ impl VmFaultResult {
     }
 
     /// The errno of an error, as `vm_fault_to_errno()` gives it for GUP without
-    /// `FOLL_HWPOISON`: `ENOMEM` for OOM, `EFAULT` otherwise.
+    /// `FOLL_HWPOISON`: `ENOMEM` for OOM, `EFAULT` for SIGBUS, SIGSEGV and hardware poison,
+    /// none for `VM_FAULT_FALLBACK` alone (it is not a failure of the access).
     #[inline]
     pub fn to_errno(self) -> Option<Error> {
         match self.error() {
-            None => None,
+            None | Some(FaultError::Fallback) => None,
             Some(FaultError::Oom) => Some(ENOMEM),
             Some(_) => Some(EFAULT),
         }
@@ -418,18 +435,41 @@ impl MmWithUser {
     ///
     /// Returns `None`, with no lock held, if there is no VMA for `addr` or the lock could not
     /// be taken.
+    ///
+    /// Not inlined: the C function is not exported, and a module reaches it through this
+    /// function of the kernel crate.
+    ///
+    /// # Safety
+    ///
+    /// Only the page fault handler of the task that owns the address space may call this:
+    /// `self` must be the current task's address space, and `regs`, if given, the registers
+    /// of the fault being handled. Expanding the stack is the fault handler's privilege; GUP
+    /// and other address spaces' users may not (6.5 took it away from GUP).
+    ///
+    /// # Examples
+    ///
+    /// Safe code cannot call it:
+    ///
+    /// ```ignore
+    /// // compile_fail: E0133
+    /// use kernel::mm::{MmWithUser, fault::LockedVma};
+    /// fn grow<'a>(mm: &'a MmWithUser, addr: usize) -> Option<LockedVma<'a>> {
+    ///     mm.lock_mm_and_find_vma(addr, None)
+    /// }
+    /// ```
     #[cfg(CONFIG_LOCK_MM_AND_FIND_VMA)]
-    #[inline]
-    pub fn lock_mm_and_find_vma(
+    pub unsafe fn lock_mm_and_find_vma(
         &self,
         addr: usize,
         regs: Option<&PtRegs>,
     ) -> Option<LockedVma<'_>> {
         let regs = regs.map_or(core::ptr::null_mut(), |r| r.as_ptr());
-        // SAFETY: The mm has users (type invariant); `regs` is null or valid.
+        // SAFETY: The mm has users (type invariant); `regs` is null or the registers of the
+        // current fault, and `self` the current task's address space (the caller's promise).
         let vma = unsafe { bindings::lock_mm_and_find_vma(self.as_raw(), addr, regs) };
         let vma = NonNull::new(vma.cast::<VmaRef>())?;
-        // SAFETY: `lock_mm_and_find_vma()` returned with the mmap read lock held; we own it now.
+        // SAFETY: `lock_mm_and_find_vma()` returned a VMA, so it holds the mmap read lock,
+        // which the guard takes over.
         let guard = unsafe { MmapReadGuard::from_locked(self) };
         // INVARIANT: `vma` was found under that lock.
         Some(LockedVma(Lock::Mmap { guard, vma }))
@@ -476,6 +516,8 @@ impl<'a> LockedVma<'a> {
     /// Takes a per-VMA read lock, as returned by [`MmWithUser::lock_vma_under_rcu`].
     #[inline]
     pub fn from_vma_guard(guard: VmaReadGuard<'a>) -> Self {
+        // INVARIANT: The guard owns the VMA's read lock, which keeps the VMA valid while it is
+        // held.
         LockedVma(Lock::Vma(guard))
     }
 
@@ -483,8 +525,8 @@ impl<'a> LockedVma<'a> {
     #[inline]
     pub fn vma(&self) -> &VmaRef {
         match &self.0 {
-            // The returned reference borrows `self`, which owns the guard.
-            // SAFETY: By the type invariants the VMA is valid while the guard is held.
+            // SAFETY: By the type invariants the VMA is valid while the guard is held, and the
+            // returned reference borrows `self`, which owns the guard.
             Lock::Mmap { vma, .. } => unsafe { vma.as_ref() },
             Lock::Vma(guard) => guard,
         }
@@ -505,18 +547,34 @@ impl<'a> LockedVma<'a> {
     /// Gives up the guard, for C code that releases the lock: returns the VMA and, for the
     /// mmap read lock, its address space (null for the VMA read lock).
     ///
-    /// The lock stays held: whoever takes the pointers must release it.
+    /// # Safety
+    ///
+    /// The lock stays held: the caller must release it (`mmap_read_unlock()` of the address
+    /// space, or `vma_end_read()` of the VMA if the address space is null), or hand it to C
+    /// code that does.
+    ///
+    /// # Examples
+    ///
+    /// Safe code cannot leak the lock this way:
+    ///
+    /// ```ignore
+    /// // compile_fail: E0133
+    /// use kernel::mm::fault::LockedVma;
+    /// fn leak(lock: LockedVma<'_>) {
+    ///     let _ = lock.into_raw();
+    /// }
+    /// ```
     #[inline]
-    pub fn into_raw(self) -> (*mut bindings::vm_area_struct, *mut bindings::mm_struct) {
+    pub unsafe fn into_raw(self) -> (*mut bindings::vm_area_struct, *mut bindings::mm_struct) {
         let vma = self.vma().as_ptr();
         match self.0 {
             Lock::Mmap { guard, .. } => {
-                // SAFETY: The caller takes over the lock, as documented.
+                // SAFETY: The caller takes over the lock, as its contract says.
                 let mm = unsafe { guard.into_raw() };
                 (vma, mm.as_raw())
             }
             Lock::Vma(guard) => {
-                // SAFETY: The caller takes over the lock, as documented.
+                // SAFETY: The caller takes over the lock, as its contract says.
                 let _ = unsafe { guard.into_raw() };
                 (vma, core::ptr::null_mut())
             }
@@ -531,9 +589,11 @@ impl<'a> LockedVma<'a> {
     /// `regs`, when given, are used for perf fault events.
     ///
     /// The lock is given back in [`FaultOutcome::Locked`] when `handle_mm_fault()` kept it,
-    /// and not at all when it released it ([`FaultOutcome::Released`]). An address outside the
-    /// VMA (`EFAULT`) and flags that do not go with the lock (`EINVAL`) are refused before
-    /// anything is done, and the lock is handed back in [`Refused`].
+    /// and not at all when it released it ([`FaultOutcome::Released`]). Refused before anything
+    /// is done, with the lock handed back in [`Refused`]: an address outside the VMA, or an
+    /// access that the VMA does not allow, as `vma_permits_fault()` checks for
+    /// `fixup_user_fault()` (a write without `VM_WRITE`, otherwise without `VM_READ`): `EFAULT`;
+    /// flags that do not go with the lock: `EINVAL`. So `sanitize_fault_flags()` does not warn.
     ///
     /// # Examples
     ///
@@ -584,7 +644,12 @@ impl<'a> LockedVma<'a> {
         flags: FaultFlags,
         regs: Option<&PtRegs>,
     ) -> core::result::Result<FaultOutcome<'a>, Refused<'a>> {
-        if !self.vma().contains(address) {
+        let need = if flags.contains(FaultFlag::Write) {
+            virt::flags::WRITE
+        } else {
+            virt::flags::READ
+        };
+        if !self.vma().contains(address) || self.vma().flags() & need == 0 {
             return Err(Refused {
                 error: EFAULT,
                 lock: self,
@@ -598,17 +663,22 @@ impl<'a> LockedVma<'a> {
         if let Some(error) = error {
             return Err(Refused { error, lock: self });
         }
-        // SAFETY: Just checked.
+        // SAFETY: Just checked: `address` is inside the VMA, which allows the access (so a
+        // write has `VM_WRITE`); the flags have no `VMA_LOCK`, nor, with the VMA lock,
+        // `RETRY_NOWAIT` (`with()` refused that).
         Ok(unsafe { self.handle_mm_fault_unchecked(address, flags, regs) })
     }
 
     /// [`LockedVma::handle_mm_fault`] without its checks, for a fault loop that knows they hold
-    /// (the VMA was looked up by `address`; the flags come from the arch). May sleep.
+    /// (the VMA was looked up by `address`; the flags come from the arch, which checked the
+    /// access). May sleep.
     ///
     /// # Safety
     ///
     /// `address` must be inside the VMA; `flags` must not have `FAULT_FLAG_VMA_LOCK`, nor,
-    /// with the per-VMA lock, `FAULT_FLAG_RETRY_NOWAIT`.
+    /// with the per-VMA lock, `FAULT_FLAG_RETRY_NOWAIT`; with `FAULT_FLAG_WRITE` the VMA must
+    /// have `VM_WRITE` or be a COW mapping (`VM_MAYWRITE` without `VM_SHARED`), which
+    /// `sanitize_fault_flags()` otherwise warns about.
     #[inline]
     pub unsafe fn handle_mm_fault_unchecked(
         self,
@@ -629,16 +699,17 @@ impl<'a> LockedVma<'a> {
         // The C function may release the lock: hold it as raw parts until we know.
         let raw = match self.0 {
             Lock::Mmap { guard, vma } => {
-                // The lock is handed back in a new guard or released by `handle_mm_fault()`.
-                // SAFETY: So its ownership is handled below.
+                // SAFETY: `handle_mm_fault()` releases the lock or keeps it, as its result
+                // says; below, a new guard takes it over only if it is kept.
                 RawLock::Mmap(unsafe { guard.into_raw() }, vma)
             }
-            // SAFETY: As above.
+            // SAFETY: As for the mmap lock: a new guard takes the lock over only if it is kept.
             Lock::Vma(guard) => RawLock::Vma(unsafe { guard.into_raw() }),
         };
 
-        // `vma_ptr` is locked as `flags` say (mmap read lock, or VMA lock with VMA_LOCK).
-        // SAFETY: `vma_ptr` is valid and locked, `address` inside it, `regs` null or valid.
+        // SAFETY: `vma_ptr` is valid and locked as `flags` say (mmap read lock, or VMA lock with
+        // `VMA_LOCK`); `address` is inside it; `regs` is null or valid; the flags and the access
+        // are as `sanitize_fault_flags()` wants them (the caller's promise).
         let result = VmFaultResult::from_raw(unsafe {
             bindings::handle_mm_fault(vma_ptr, address, flags.bits(), regs)
         });
@@ -648,12 +719,12 @@ impl<'a> LockedVma<'a> {
         }
         let lock = match raw {
             RawLock::Mmap(mm, vma) => {
-                // SAFETY: `handle_mm_fault()` kept the lock; we own it again.
+                // SAFETY: `handle_mm_fault()` kept the lock, which we owned before the call.
                 let guard = unsafe { MmapReadGuard::from_locked(mm) };
                 // INVARIANT: `vma` is still the VMA found under that lock.
                 Lock::Mmap { guard, vma }
             }
-            // SAFETY: As above.
+            // SAFETY: `handle_mm_fault()` kept the VMA lock, which we owned before the call.
             RawLock::Vma(vma) => Lock::Vma(unsafe { VmaReadGuard::from_locked(vma) }),
         };
         FaultOutcome::Locked(LockedVma(lock), result)

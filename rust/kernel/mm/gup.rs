@@ -4,16 +4,18 @@
 //!
 //! The C functions with a `locked` argument (`get_user_pages_remote()`,
 //! `pin_user_pages_remote()`) are entered with the mmap read lock held and may release it to
-//! wait for a fault, retry, and take it again. If waiting was interrupted by a fatal signal
-//! they return with the lock released and `*locked == 0`. Here that state is the
-//! [`MmapReadGuard`], taken by value and handed back in [`GupResult::lock`] only if the lock
-//! is still held.
+//! wait for a fault, then take it again and go on. Once they have released it, they release it
+//! again before they return: they return with the lock held (`*locked == 1`) only if they
+//! never had to drop it. Here that state is the [`MmapReadGuard`], taken by value and handed
+//! back in [`GupResult::lock`] only if the lock is still held.
 //!
 //! The `*_unlocked` variants take and release the lock of the current task's address space
-//! themselves.
+//! themselves; from a kernel thread, which has no address space, they fail with `EFAULT`.
 //!
 //! Pages are returned as [`Pages`], which own the references or pins and drop them when
-//! dropped. `kernel::page::Page` is not used for them: it frees its page when dropped.
+//! dropped. `kernel::page::Page` is not used for them: it frees its page when dropped. User
+//! space may write to the pages at any time, so their contents are only copied out
+//! ([`Pages::read`]), never lent to Rust code as a reference.
 //!
 //! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h).
 
@@ -23,7 +25,7 @@ use crate::{
     error::{code::*, to_result, Error, Result},
     mm::{
         fault::{FaultFlag, FaultFlags},
-        MmapReadGuard,
+        MmWithUser, MmapReadGuard,
     },
     page::{PAGE_MASK, PAGE_SIZE},
 };
@@ -39,7 +41,8 @@ pub enum GupFlag {
     Write = bindings::FOLL_WRITE,
     /// `FOLL_FORCE`: get the pages even if the VMA's permissions do not allow the access.
     Force = bindings::FOLL_FORCE,
-    /// `FOLL_LONGTERM`: the pages will be held for an indefinite time.
+    /// `FOLL_LONGTERM`: the pages will be held for an indefinite time. Only for pins: the `get_*`
+    /// functions refuse it with `EINVAL`.
     Longterm = bindings::FOLL_LONGTERM,
     /// `FOLL_INTERRUPTIBLE`: a fault may be interrupted by a non-fatal signal (then `EINTR`).
     Interruptible = bindings::FOLL_INTERRUPTIBLE,
@@ -176,20 +179,38 @@ impl Pages {
         self.pinned
     }
 
-    /// Calls `f` with the contents of page `i` mapped, or returns `None` if `i` is out of range.
+    /// Copies `dst.len()` bytes of page `i`, from byte `offset` of the page on, into `dst`.
     ///
-    /// The mapping is local to the thread and must not sleep.
-    pub fn with_page<R>(&self, i: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
-        let page = *self.pages.get(i)?;
-        // SAFETY: By the type invariants we hold a reference or pin on `page`: it can be mapped.
-        let addr = unsafe { bindings::kmap_local_page(page) };
-        // Other threads may write to user pages, so the bytes may change under us: `u8` has no
-        // invalid values, and a torn read is the caller's concern.
-        // SAFETY: `kmap_local_page` maps the whole page at `addr` until `kunmap_local`.
-        let ret = f(unsafe { core::slice::from_raw_parts(addr.cast::<u8>(), PAGE_SIZE) });
-        // SAFETY: `addr` came from `kmap_local_page` above; mappings end in reverse order.
-        unsafe { bindings::kunmap_local(addr) };
-        Some(ret)
+    /// User space (or a device) may write to the page while it is copied: then `dst` holds
+    /// whatever the copy saw, as with `copy_from_user()`. The copy is made by C code, so that
+    /// such a write is not a data race in Rust. Does not sleep.
+    ///
+    /// Errors: `EINVAL` if there is no page `i`, or if the bytes do not all lie in the page
+    /// (`offset + dst.len()` must not exceed `PAGE_SIZE`).
+    ///
+    /// # Examples
+    ///
+    /// Safe code cannot borrow the contents of a page that user space may write: there is no
+    /// method that lends them out.
+    ///
+    /// ```ignore
+    /// // compile_fail: E0599
+    /// use kernel::mm::gup::Pages;
+    /// fn first_byte(pages: &Pages) -> Option<u8> {
+    ///     pages.with_page(0, |bytes: &[u8]| bytes[0])
+    /// }
+    /// ```
+    pub fn read(&self, i: usize, offset: usize, dst: &mut [u8]) -> Result {
+        let page = *self.pages.get(i).ok_or(EINVAL)?;
+        match offset.checked_add(dst.len()) {
+            Some(end) if end <= PAGE_SIZE => {}
+            _ => return Err(EINVAL),
+        }
+        // SAFETY: By the type invariants we hold a reference or pin on `page`, so it stays
+        // allocated and can be mapped; `offset + dst.len() <= PAGE_SIZE` was just checked, and
+        // `dst` is valid for writes of `dst.len()` bytes. The page is read by C code only.
+        unsafe { bindings::memcpy_from_page(dst.as_mut_ptr(), page, offset, dst.len()) };
+        Ok(())
     }
 }
 
@@ -211,12 +232,14 @@ impl Drop for Pages {
 #[must_use = "the pages and the lock, if still held, are released when this is dropped"]
 pub struct GupResult<'a> {
     /// The pages that were taken: at least one, and at most as many as asked for. The errors:
-    /// `EINVAL` and `EOVERFLOW` for a bad range (see [`check_range`]), `ENOMEM`, `EFAULT` for
-    /// an address that is not mapped or an access that the mapping does not allow, `EINTR` if
-    /// a fatal signal (or any signal with [`GupFlag::Interruptible`]) ended a wait.
+    /// `EINVAL` and `EOVERFLOW` for a bad range (see [`check_range`]), `EINVAL` for
+    /// [`GupFlag::Longterm`] without a pin, `ENOMEM`, `EFAULT` for an address that is not
+    /// mapped or an access that the mapping does not allow, `EINTR` if a fatal signal (or any
+    /// signal with [`GupFlag::Interruptible`]) ended a wait.
     pub pages: Result<Pages>,
-    /// The lock, if it is still held. `None` after GUP had to release it and could not take
-    /// it again (a fatal signal).
+    /// The lock, if it was held all along. `None` if GUP released it at least once (to wait
+    /// for a fault): GUP then releases it before it returns, whether it could take it again
+    /// or not, and every VMA looked up before the call may be gone.
     pub lock: Option<MmapReadGuard<'a>>,
 }
 
@@ -248,13 +271,32 @@ unsafe fn gup_result(
         return Err(Error::from_errno(ret as i32));
     }
     if ret == 0 {
-        // Only `FOLL_NOWAIT` may return no page without an error; we never set it.
+        // GUP does not return 0 for a non-empty range: `__get_user_pages_locked()` turns no
+        // page into `-EFAULT` (with a warning) unless `FOLL_NOWAIT` is set, which `GupFlags`
+        // refuses. Should that change, no page is a fault.
         return Err(EFAULT);
     }
     // SAFETY: The C function filled in `ret <= capacity` entries.
     unsafe { pages.set_len(ret as usize) };
     // INVARIANT: As the caller guarantees.
     Ok(Pages { pages, pinned })
+}
+
+/// Checks the arguments that GUP would warn about, and allocates the page array.
+///
+/// `FOLL_LONGTERM` without `FOLL_PIN` is a `WARN_ON_ONCE()` in `is_valid_gup_args()`: refused
+/// here with `EINVAL`.
+fn prepare(
+    start: usize,
+    nr_pages: usize,
+    flags: GupFlags,
+    pin: bool,
+) -> Result<KVec<*mut bindings::page>> {
+    check_range(start, nr_pages)?;
+    if !pin && flags.contains(GupFlag::Longterm) {
+        return Err(EINVAL);
+    }
+    alloc_page_array(nr_pages)
 }
 
 fn remote<'a>(
@@ -264,7 +306,7 @@ fn remote<'a>(
     flags: GupFlags,
     pin: bool,
 ) -> GupResult<'a> {
-    let mut pages = match check_range(start, nr_pages).and_then(|_| alloc_page_array(nr_pages)) {
+    let mut pages = match prepare(start, nr_pages, flags, pin) {
         Ok(p) => p,
         Err(e) => {
             return GupResult {
@@ -278,11 +320,12 @@ fn remote<'a>(
     } else {
         bindings::get_user_pages_remote
     };
-    // GUP releases the lock and reports it in `locked`.
-    // SAFETY: We own the lock again below only if `locked` says it is held.
+    // SAFETY: GUP may release the lock, and reports in `locked` whether it did; a guard owns
+    // the lock again below only if `locked` says that it is held.
     let mm = unsafe { lock.into_raw() };
     let mut locked: crate::ffi::c_int = 1;
-    // SAFETY: `mm` has users and is read-locked (`locked == 1`); the array fits `nr_pages`.
+    // SAFETY: `mm` has users and is read-locked, as `locked == 1` tells GUP; the array has room
+    // for `nr_pages` entries; the flags are checked (`GupFlags`, `prepare()`).
     let ret = unsafe {
         f(
             mm.as_raw(),
@@ -294,13 +337,15 @@ fn remote<'a>(
         )
     };
     let lock = if locked != 0 {
-        // SAFETY: GUP returned with the lock held, and we owned it before the call.
+        // SAFETY: GUP returned with the lock held (`locked != 0`), and we owned it before the
+        // call: the guard takes it over.
         Some(unsafe { MmapReadGuard::from_locked(mm) })
     } else {
         None
     };
     GupResult {
-        // SAFETY: GUP filled in `ret` entries, with references (`get_`) or pins (`pin_`).
+        // SAFETY: GUP filled in `ret` entries, with references (`get_`) or pins (`pin_`), which
+        // the caller now owns.
         pages: unsafe { gup_result(pages, ret, pin) },
         lock,
     }
@@ -311,7 +356,8 @@ fn remote<'a>(
 /// `start + nr_pages * PAGE_SIZE`) of the address space that `lock` read-locks.
 ///
 /// Needs the mmap read lock, moved in. Faults are retried as often as needed (the lock is
-/// released while waiting). May sleep. Errors: see [`GupResult::pages`].
+/// released while waiting, and then not handed back). May sleep. [`GupFlag::Longterm`] is
+/// refused (`EINVAL`): long-term users must pin. Errors: see [`GupResult::pages`].
 pub fn get_user_pages_remote(
     lock: MmapReadGuard<'_>,
     start: usize,
@@ -326,7 +372,8 @@ pub fn get_user_pages_remote(
 /// read-locks.
 ///
 /// Needs the mmap read lock, moved in. Faults are retried as often as needed (the lock is
-/// released while waiting). May sleep. Errors: see [`GupResult::pages`].
+/// released while waiting, and then not handed back). May sleep. Errors: see
+/// [`GupResult::pages`].
 pub fn pin_user_pages_remote(
     lock: MmapReadGuard<'_>,
     start: usize,
@@ -339,18 +386,25 @@ pub fn pin_user_pages_remote(
 type UnlockedFn = unsafe extern "C" fn(usize, usize, *mut *mut bindings::page, u32) -> isize;
 
 fn unlocked(start: usize, nr_pages: usize, flags: GupFlags, pin: bool) -> Result<Pages> {
-    check_range(start, nr_pages)?;
-    let mut pages = alloc_page_array(nr_pages)?;
+    let mut pages = prepare(start, nr_pages, flags, pin)?;
     let f: UnlockedFn = if pin {
         bindings::pin_user_pages_unlocked
     } else {
         bindings::get_user_pages_unlocked
     };
-    // The function locks the current task's mm itself; the callers of the public functions
-    // must not hold that lock, as documented (a held guard would deadlock, not corrupt).
-    // SAFETY: The array has room for `nr_pages` entries.
-    let ret = unsafe { f(start, nr_pages, pages.as_mut_ptr(), flags.bits()) };
-    // SAFETY: GUP filled in `ret` entries, with references (`get_`) or pins (`pin_`).
+    // The C function works on `current->mm`, which a kernel thread does not have: it would
+    // dereference NULL. `with_current()` runs the call only where there is one, and keeps it
+    // from changing meanwhile.
+    let ret = MmWithUser::with_current(|_| {
+        // SAFETY: The current task has an address space, which the function locks itself (the
+        // callers of the public functions must not hold that lock, as documented; a held lock
+        // would deadlock, not corrupt); the array has room for `nr_pages` entries; the flags
+        // are checked (`GupFlags`, `prepare()`).
+        unsafe { f(start, nr_pages, pages.as_mut_ptr(), flags.bits()) }
+    })
+    .ok_or(EFAULT)?;
+    // SAFETY: GUP filled in `ret` entries, with references (`get_`) or pins (`pin_`), which the
+    // caller now owns.
     unsafe { gup_result(pages, ret, pin) }
 }
 
@@ -358,7 +412,21 @@ fn unlocked(start: usize, nr_pages: usize, flags: GupFlags, pin: bool) -> Result
 /// of the current task's address space.
 ///
 /// It takes and releases the mmap read lock itself: the caller must not hold it. Faults are
-/// retried as often as needed. May sleep. Errors as for [`GupResult::pages`].
+/// retried as often as needed. May sleep. Errors as for [`GupResult::pages`], and `EFAULT` in
+/// a kernel thread (no address space).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::prelude::*;
+/// use kernel::mm::{gup::{get_user_pages_unlocked, GupFlags}, MmWithUser};
+///
+/// // In a kernel thread (as KUnit runs this) there is no user address space to look into.
+/// if MmWithUser::with_current(|_| ()).is_none() {
+///     let r = get_user_pages_unlocked(0x10000, 1, GupFlags::empty());
+///     assert_eq!(r.err(), Some(EFAULT));
+/// }
+/// ```
 pub fn get_user_pages_unlocked(start: usize, nr_pages: usize, flags: GupFlags) -> Result<Pages> {
     unlocked(start, nr_pages, flags, false)
 }
@@ -367,7 +435,21 @@ pub fn get_user_pages_unlocked(start: usize, nr_pages: usize, flags: GupFlags) -
 /// task's address space.
 ///
 /// It takes and releases the mmap read lock itself: the caller must not hold it. Faults are
-/// retried as often as needed. May sleep. Errors as for [`GupResult::pages`].
+/// retried as often as needed. May sleep. Errors as for [`GupResult::pages`], and `EFAULT` in
+/// a kernel thread (no address space).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::prelude::*;
+/// use kernel::mm::{gup::{pin_user_pages_unlocked, GupFlag, GupFlags}, MmWithUser};
+///
+/// if MmWithUser::with_current(|_| ()).is_none() {
+///     let flags = GupFlags::empty().with(GupFlag::Longterm);
+///     let r = pin_user_pages_unlocked(0x10000, 1, flags);
+///     assert_eq!(r.err(), Some(EFAULT));
+/// }
+/// ```
 pub fn pin_user_pages_unlocked(start: usize, nr_pages: usize, flags: GupFlags) -> Result<Pages> {
     unlocked(start, nr_pages, flags, true)
 }
@@ -381,22 +463,54 @@ pub enum Relock {
     Retaken,
 }
 
+/// [`fixup_user_fault`] failed: why, and whether the lock was released on the way.
+///
+/// It converts into its [`Error`], so that `?` works in a function that returns
+/// `Result<T, Error>`; the `relock` is lost then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixupError {
+    /// Why the fault could not be resolved.
+    pub error: Error,
+    /// Whether the lock was held throughout, or released and taken again before the error.
+    pub relock: Relock,
+}
+
+impl From<FixupError> for Error {
+    #[inline]
+    fn from(e: FixupError) -> Error {
+        e.error
+    }
+}
+
 /// `fixup_user_fault()`: resolves a fault at `address` of the address space that `guard`
 /// read-locks, as an access with `flags` would (e.g. [`FaultFlag::Write`]).
 ///
 /// Faults are retried as often as needed; the lock may be released meanwhile, but it is held
-/// again on return, as the result says. Because the guard is borrowed mutably, no VMA
-/// reference from before the call can be used after it. May sleep.
+/// again on return, success or not, and the result says whether it was released
+/// ([`Relock::Retaken`]). Because the guard is borrowed mutably, no VMA reference from before
+/// the call can be used after it. May sleep.
 ///
 /// `flags` may not contain `ALLOW_RETRY`, `RETRY_NOWAIT`, `TRIED` or `VMA_LOCK` (the function
-/// manages retries under the mmap lock): `EINVAL`. Other errors: `EFAULT` for an address that
-/// is not mapped or an access the mapping does not allow, `ENOMEM`, and `EINTR` if a fatal
-/// signal is pending, or with [`FaultFlag::Interruptible`] any signal.
+/// manages retries under the mmap lock): `EINVAL`, with the lock held throughout. Other errors:
+/// `EFAULT` for an address that is not mapped or an access the mapping does not allow (a write
+/// without `VM_WRITE`, otherwise without `VM_READ`), `ENOMEM`, and `EINTR` if a fatal signal is
+/// pending, or with [`FaultFlag::Interruptible`] any signal.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::prelude::*;
+/// use kernel::mm::gup::{FixupError, Relock};
+///
+/// let e = FixupError { error: EINTR, relock: Relock::Retaken };
+/// let plain: Error = e.into();
+/// assert_eq!(plain, EINTR);
+/// ```
 pub fn fixup_user_fault(
     guard: &mut MmapReadGuard<'_>,
     address: usize,
     flags: FaultFlags,
-) -> Result<Relock> {
+) -> core::result::Result<Relock, FixupError> {
     for f in [
         FaultFlag::AllowRetry,
         FaultFlag::RetryNowait,
@@ -404,17 +518,26 @@ pub fn fixup_user_fault(
         FaultFlag::VmaLock,
     ] {
         if flags.contains(f) {
-            return Err(EINVAL);
+            return Err(FixupError {
+                error: EINVAL,
+                relock: Relock::Held,
+            });
         }
     }
     let mut unlocked = false;
-    // SAFETY: We hold the mm's read lock (the guard); the function returns with it held.
-    to_result(unsafe {
+    // SAFETY: We hold the mm's read lock (the guard), which the function needs and holds again
+    // when it returns; `unlocked` is valid for writes; the flags are legal (`FaultFlags`)
+    // and without those that the function manages.
+    let ret = unsafe {
         bindings::fixup_user_fault(guard.mm().as_raw(), address, flags.bits(), &mut unlocked)
-    })?;
-    Ok(if unlocked {
+    };
+    let relock = if unlocked {
         Relock::Retaken
     } else {
         Relock::Held
-    })
+    };
+    match to_result(ret) {
+        Ok(()) => Ok(relock),
+        Err(error) => Err(FixupError { error, relock }),
+    }
 }

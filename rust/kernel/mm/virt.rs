@@ -6,6 +6,9 @@
 
 use crate::{bindings, mm::MmWithUser, types::Opaque};
 
+#[doc(inline)]
+pub use bindings::vm_flags_t;
+
 /// A virtual memory area (`struct vm_area_struct`), usable while its address space's mmap read
 /// lock or its own per-VMA read lock is held.
 ///
@@ -45,14 +48,16 @@ impl VmaRef {
     /// Access the underlying `mm_struct`.
     #[inline]
     pub fn mm(&self) -> &MmWithUser {
-        // By the type invariants the VMA is valid and we hold the mmap or VMA read lock.
-        // SAFETY: So the VMA's mm has a non-zero `mm_users`.
-        unsafe { MmWithUser::from_raw((*self.as_ptr()).vm_mm) }
+        // SAFETY: By the type invariants the VMA is valid, and `vm_mm` does not change.
+        let mm = unsafe { (*self.as_ptr()).vm_mm };
+        // SAFETY: The VMA's mmap or VMA read lock is held for the lifetime of `self` (type
+        // invariant), so its address space has users for that long.
+        unsafe { MmWithUser::from_raw(mm) }
     }
 
     /// Returns the flags associated with the virtual memory area (`VM_READ`, `VM_WRITE`, ...).
     #[inline]
-    pub fn flags(&self) -> bindings::vm_flags_t {
+    pub fn flags(&self) -> vm_flags_t {
         // SAFETY: The caller holds the mmap or VMA read lock (invariant): no data race.
         unsafe { (*self.as_ptr()).__bindgen_anon_2.vm_flags }
     }
@@ -80,20 +85,47 @@ impl VmaRef {
 
 /// The `VM_*` flags of a VMA.
 pub mod flags {
+    use super::vm_flags_t;
     use crate::bindings;
 
     /// No flags are set.
-    pub const NONE: bindings::vm_flags_t = bindings::VM_NONE as _;
+    pub const NONE: vm_flags_t = bindings::VM_NONE as _;
     /// Mapping allows reads.
-    pub const READ: bindings::vm_flags_t = bindings::VM_READ as _;
+    pub const READ: vm_flags_t = bindings::VM_READ as _;
     /// Mapping allows writes.
-    pub const WRITE: bindings::vm_flags_t = bindings::VM_WRITE as _;
+    pub const WRITE: vm_flags_t = bindings::VM_WRITE as _;
     /// Mapping allows execution.
-    pub const EXEC: bindings::vm_flags_t = bindings::VM_EXEC as _;
+    pub const EXEC: vm_flags_t = bindings::VM_EXEC as _;
     /// Mapping is shared.
-    pub const SHARED: bindings::vm_flags_t = bindings::VM_SHARED as _;
+    pub const SHARED: vm_flags_t = bindings::VM_SHARED as _;
+    /// `READ` may be set (by `mprotect()`).
+    pub const MAYREAD: vm_flags_t = bindings::VM_MAYREAD as _;
+    /// `WRITE` may be set: without it, no write fault can happen in the mapping.
+    pub const MAYWRITE: vm_flags_t = bindings::VM_MAYWRITE as _;
+    /// `EXEC` may be set.
+    pub const MAYEXEC: vm_flags_t = bindings::VM_MAYEXEC as _;
+    /// `SHARED` may be set: the mapping is of a file or shared memory.
+    pub const MAYSHARE: vm_flags_t = bindings::VM_MAYSHARE as _;
     /// The stack grows down into this mapping.
-    pub const GROWSDOWN: bindings::vm_flags_t = bindings::VM_GROWSDOWN as _;
+    pub const GROWSDOWN: vm_flags_t = bindings::VM_GROWSDOWN as _;
     /// The mapping is registered with userfaultfd for missing pages.
-    pub const UFFD_MISSING: bindings::vm_flags_t = bindings::VM_UFFD_MISSING as _;
+    pub const UFFD_MISSING: vm_flags_t = bindings::VM_UFFD_MISSING as _;
+    /// Page frames without `struct page` behind them (`remap_pfn_range()`).
+    pub const PFNMAP: vm_flags_t = bindings::VM_PFNMAP as _;
+    /// The pages are locked in memory (`mlock()`).
+    pub const LOCKED: vm_flags_t = bindings::VM_LOCKED as _;
+    /// Memory-mapped I/O or similar.
+    pub const IO: vm_flags_t = bindings::VM_IO as _;
+    /// The mapping cannot be expanded with `mremap()`.
+    pub const DONTEXPAND: vm_flags_t = bindings::VM_DONTEXPAND as _;
+    /// The mapping is not copied on `fork()`.
+    pub const DONTCOPY: vm_flags_t = bindings::VM_DONTCOPY as _;
+    /// The mapping is accounted against the commit limit.
+    pub const ACCOUNT: vm_flags_t = bindings::VM_ACCOUNT as _;
+    /// A huge TLB page mapping (hugetlbfs).
+    pub const HUGETLB: vm_flags_t = bindings::VM_HUGETLB as _;
+    /// The mapping is left out of core dumps.
+    pub const DONTDUMP: vm_flags_t = bindings::VM_DONTDUMP as _;
+    /// A mapping of pages with and without `struct page` (`vm_insert_page()`).
+    pub const MIXEDMAP: vm_flags_t = bindings::VM_MIXEDMAP as _;
 }

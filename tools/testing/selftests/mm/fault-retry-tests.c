@@ -1257,9 +1257,11 @@ struct fr_gup_req {
 #define FR_GUP_PIN_REMOTE	_IOWR('f', 2, struct fr_gup_req)
 #define FR_GUP_FAULTIN		_IOWR('f', 3, struct fr_gup_req)
 #define FR_GUP_PINS		_IOR('f', 4, int64_t)
+#define FR_GUP_FAULT		_IOWR('f', 5, struct fr_gup_req)
 #define FR_GUP_WRITE		1
 #define FR_GUP_INTERRUPTIBLE	2
 #define FR_GUP_GET		4
+#define FR_GUP_LONGTERM		8
 #define FR_GUP_MAX_PAGES	(1UL << 16)
 #define FR_GUP_DEV		"/dev/fault_gup"
 
@@ -1419,6 +1421,28 @@ TEST_F(gup, faultin_retry_many)
 	EXPECT_NO_PIN_LEAK();
 }
 
+/*
+ * handle_mm_fault() through the sample's own fault loop (safe Rust over
+ * kernel::mm::fault): each wake releases the lock (VM_FAULT_RETRY), and the
+ * loop retries without bound until the page is there.
+ */
+TEST_F(gup, fault_retry_many)
+{
+	struct gup_call c = { self->dev, FR_GUP_FAULT,
+			      { .addr = (unsigned long)self->m.area, .nr_pages = 1,
+				.flags = FR_GUP_WRITE } };
+
+	gup_retry_many(_metadata, self->m.uffd, (unsigned long)self->m.area, self->m.src, &c, 1);
+	/*
+	 * One retry per wake and one after the resolution; one more if the
+	 * first attempt, under the VMA lock, had to prepare the anon_vma.
+	 */
+	ASSERT_LE(NR_WAKES + 1, c.req.done);
+	ASSERT_GE(NR_WAKES + 2, c.req.done);
+	ASSERT_EQ(0, memcmp(self->m.area, self->m.src, page_size));
+	EXPECT_NO_PIN_LEAK();
+}
+
 /* Another process's missing page, through the sample's remote ioctl. */
 static void remote_retry_many(struct __test_metadata *_metadata,
 			      FIXTURE_DATA(gup) *self, uint64_t flags)
@@ -1546,6 +1570,11 @@ TEST_F(gup, faultin_sigusr1_interruptible_eintr)
 	interruptible_eintr(_metadata, self, FR_GUP_FAULTIN);
 }
 
+TEST_F(gup, fault_sigusr1_interruptible_eintr)
+{
+	interruptible_eintr(_metadata, self, FR_GUP_FAULT);
+}
+
 /* ---- bad input to the sample: a specific errno, no oops, no leaked pin or lock ---- */
 
 FIXTURE(gup_bad)
@@ -1610,12 +1639,14 @@ TEST_F(gup_bad, unmapped)
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(hole, 1, 0, 0), EFAULT);
 	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(hole, 1, 0, getpid()), EFAULT);
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(hole, 1, 0, 0), EFAULT);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(hole, 1, 0, 0), EFAULT);
 	/* Half mapped: the second page is a hole; faultin stops at it. */
 	hole = mmap(NULL, 2 * page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		    -1, 0);
 	ASSERT_NE(MAP_FAILED, hole);
 	ASSERT_EQ(0, munmap(hole + page_size, page_size));
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(hole, 2, 0, 0), EFAULT);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(hole, 2, FR_GUP_WRITE, 0), EFAULT);
 	ASSERT_EQ(0, munmap(hole, page_size));
 }
 
@@ -1624,15 +1655,22 @@ TEST_F(gup_bad, unaligned)
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw + 1, 1, 0, 0), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->rw + 1, 1, 0, getpid()), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw + 1, 1, 0, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(self->rw + 1, 1, 0, 0), EINVAL);
 }
 
+/* The top of the kernel's address space, which a 32-bit process can name too. */
 TEST_F(gup_bad, overflow)
 {
-	unsigned long top = ~0UL & ~(page_size - 1);
+	uint64_t top = ~(uint64_t)0 & ~(uint64_t)(page_size - 1);
+	struct fr_gup_req r = { .addr = top, .nr_pages = 2 };
 
-	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(top, 2, 0, 0), EOVERFLOW);
-	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(top, 1, 0, getpid()), EOVERFLOW);
-	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(top - page_size, 4, 0, 0), EOVERFLOW);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, r, EOVERFLOW);
+	r.nr_pages = 1;
+	r.pid = getpid();
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, r, EOVERFLOW);
+	r = (struct fr_gup_req){ .addr = top - page_size, .nr_pages = 4 };
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, r, EOVERFLOW);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, r, EOVERFLOW);
 }
 
 TEST_F(gup_bad, too_many_pages)
@@ -1650,15 +1688,67 @@ TEST_F(gup_bad, write_on_read_only)
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->ro, 1, FR_GUP_WRITE, 0), EFAULT);
 	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, REQ(self->ro, 1, FR_GUP_WRITE, getpid()), EFAULT);
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->ro, 1, 0, 0), EFAULT);
+	/* handle_mm_fault() itself would make a private copy: refused, as for faultin. */
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(self->ro, 1, FR_GUP_WRITE, 0), EFAULT);
+}
+
+/*
+ * Faults that the mapping cannot take are refused before handle_mm_fault()
+ * (which would warn, or map a page the mapping does not allow): a write on
+ * a shared mapping of a file opened read-only (no VM_MAYWRITE), a read of a
+ * PROT_NONE mapping.
+ */
+TEST_F(gup_bad, fault_not_allowed)
+{
+	unsigned char *none, *file;
+	struct fr_gup_req r;
+	int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+
+	ASSERT_LE(0, fd) TH_LOG("open /proc/self/exe: %s", strerror(errno));
+	file = mmap(NULL, page_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	ASSERT_NE(MAP_FAILED, file);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(file, 1, FR_GUP_WRITE, 0), EFAULT);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(file, 1, 0, 0), EFAULT);
+	/* Reading it is fine. */
+	r = REQ(file, 1, 0, 0);
+	ASSERT_EQ(0, ioctl(self->dev, FR_GUP_FAULT, &r)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, munmap(file, page_size));
+
+	none = mmap(NULL, page_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, none);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(none, 1, 0, 0), EFAULT);
+	ASSERT_EQ(0, munmap(none, page_size));
+}
+
+/*
+ * FOLL_LONGTERM is for pins: pinning with it works, locally and remotely;
+ * taking references with it is refused with EINVAL (GUP would warn).
+ */
+TEST_F(gup_bad, longterm)
+{
+	struct fr_gup_req r = REQ(self->rw, 2, FR_GUP_LONGTERM | FR_GUP_WRITE, 0);
+
+	memset(self->rw, 0x5a, 2 * page_size);
+	ASSERT_EQ(0, ioctl(self->dev, FR_GUP_PIN, &r)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(2, r.done);
+	ASSERT_EQ(fnv1a(self->rw, 2 * page_size), r.checksum);
+	r = REQ(self->rw, 1, FR_GUP_LONGTERM, getpid());
+	ASSERT_EQ(0, ioctl(self->dev, FR_GUP_PIN_REMOTE, &r)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(1, r.done);
+	EXPECT_NO_PIN_LEAK();
+	r = REQ(self->rw, 1, FR_GUP_LONGTERM | FR_GUP_GET, getpid());
+	EXPECT_GUP_ERRNO(FR_GUP_PIN_REMOTE, r, EINVAL);
 }
 
 TEST_F(gup_bad, bad_flags_and_cmd)
 {
 	int64_t x;
 
-	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, 8, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, 16, 0), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, FR_GUP_GET, 0), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw, 1, FR_GUP_GET, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(self->rw, 1, FR_GUP_LONGTERM, 0), EINVAL);
 	errno = 0;
 	ASSERT_EQ(-1, ioctl(self->dev, _IOR('f', 99, int64_t), &x));
 	ASSERT_EQ(ENOTTY, errno);
