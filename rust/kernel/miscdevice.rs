@@ -4,8 +4,10 @@
 //!
 //! A minimal abstraction after the design that Linux 6.13 adopted: a [`MiscDevice`] trait whose
 //! `open` creates the per-file state, and a pinned [`MiscDeviceRegistration`] that registers
-//! the device and deregisters it when dropped. Only `open`, `release` and `unlocked_ioctl` are
-//! offered.
+//! the device and deregisters it when dropped. `open` (after `generic_file_open()`), `release`,
+//! `unlocked_ioctl` and `compat_ioctl` are offered; a device with `ioctl` but no
+//! `compat_ioctl` gets `compat_ptr_ioctl()`, so that 32-bit processes reach the same handler
+//! (the argument converted with `compat_ptr()`).
 //!
 //! C headers: [`include/linux/miscdevice.h`](srctree/include/linux/miscdevice.h).
 
@@ -60,21 +62,24 @@ unsafe impl<T> Sync for MiscDeviceRegistration<T> {}
 
 impl<T: MiscDevice> MiscDeviceRegistration<T> {
     /// Register a misc device.
+    ///
+    /// The initialiser fails, and leaves nothing registered, if `misc_register()` fails.
     pub fn register(opts: MiscDeviceOptions) -> impl PinInit<Self, Error> {
-        // SAFETY: The closure initializes every field of `Self`, or fails and leaves it alone.
-        unsafe {
-            crate::init::pin_init_from_closure(move |slot: *mut Self| {
-                let inner = Opaque::raw_get(core::ptr::addr_of!((*slot).inner));
-                // SAFETY: The slot is valid for writes.
-                inner.write(opts.into_raw::<T>());
-                // SAFETY: We just wrote the misc device options to the slot. The miscdevice
-                // will get unregistered before the slot is deallocated because the memory is
-                // pinned and the destructor of this type deallocates the memory.
-                // INVARIANT: If this returns `Ok(())`, then the `slot` will contain a
-                // registered misc device.
-                to_result(bindings::misc_register(inner))
-            })
-        }
+        let init = move |slot: *mut Self| -> Result {
+            // SAFETY: `slot` points at the (pinned, uninitialised) memory of a `Self`; the
+            // place is only named, not read, and no reference to it is made.
+            let inner = Opaque::raw_get(unsafe { core::ptr::addr_of!((*slot).inner) });
+            // SAFETY: `inner` is valid for writes, and holds nothing that would need a drop.
+            unsafe { inner.write(opts.into_raw::<T>()) };
+            // SAFETY: The `miscdevice` was just written. It is deregistered before its memory
+            // goes away, because the memory is pinned and the destructor of `Self` deregisters
+            // it.
+            // INVARIANT: If this returns `Ok(())`, `slot` holds a registered misc device.
+            to_result(unsafe { bindings::misc_register(inner) })
+        };
+        // SAFETY: On `Ok`, the closure has initialised every field of `Self` (`_t` has no
+        // data); on `Err`, `misc_register()` failed and there is nothing to drop or undo.
+        unsafe { crate::init::pin_init_from_closure(init) }
     }
 
     /// Returns a raw pointer to the misc device.
@@ -119,6 +124,19 @@ pub trait MiscDevice {
     ) -> Result<isize> {
         kernel::build_error(VTABLE_DEFAULT_ERROR)
     }
+
+    /// Handler for ioctls of 32-bit processes on a 64-bit kernel (`CONFIG_COMPAT`).
+    ///
+    /// Without it, a device that has [`MiscDevice::ioctl`] gets `compat_ptr_ioctl()`: the
+    /// same handler, with `arg` converted as a user pointer. Implement this for commands whose
+    /// argument is not a pointer, or whose structures differ between 32 and 64 bits.
+    fn compat_ioctl(
+        _device: <Self::Ptr as ForeignOwnable>::Borrowed<'_>,
+        _cmd: u32,
+        _arg: usize,
+    ) -> Result<isize> {
+        kernel::build_error(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 const fn create_vtable<T: MiscDevice>() -> &'static bindings::file_operations {
@@ -138,6 +156,15 @@ const fn create_vtable<T: MiscDevice>() -> &'static bindings::file_operations {
             open: Some(fops_open::<T>),
             release: Some(fops_release::<T>),
             unlocked_ioctl: maybe_fn(T::HAS_IOCTL, fops_ioctl::<T>),
+            // Without `CONFIG_COMPAT` there are no 32-bit processes to serve.
+            #[cfg(CONFIG_COMPAT)]
+            compat_ioctl: if T::HAS_COMPAT_IOCTL {
+                Some(fops_compat_ioctl::<T>)
+            } else if T::HAS_IOCTL {
+                Some(bindings::compat_ptr_ioctl)
+            } else {
+                None
+            },
             // SAFETY: All zeros is a valid value for `bindings::file_operations`.
             ..unsafe { MaybeUninit::zeroed().assume_init() }
         };
@@ -151,16 +178,23 @@ const fn create_vtable<T: MiscDevice>() -> &'static bindings::file_operations {
 /// `file` and `inode` must be the file and inode for a file that is undergoing initialization.
 /// The file must be associated with a `MiscDeviceRegistration<T>`.
 unsafe extern "C" fn fops_open<T: MiscDevice>(
-    _inode: *mut bindings::inode,
+    inode: *mut bindings::inode,
     file: *mut bindings::file,
 ) -> crate::ffi::c_int {
+    // SAFETY: The caller passes the inode and the file of an open in progress.
+    let ret = unsafe { bindings::generic_file_open(inode, file) };
+    if ret != 0 {
+        return ret;
+    }
+
     let ptr = match T::open() {
         Ok(ptr) => ptr,
         Err(err) => return err.to_errno(),
     };
 
-    // SAFETY: The open call of a file owns the private data.
-    unsafe { (*file).private_data = ptr.into_foreign().cast_mut() };
+    let private = ptr.into_foreign().cast_mut();
+    // SAFETY: The open call of a file owns the private data; `fops_release` takes it back.
+    unsafe { (*file).private_data = private };
 
     0
 }
@@ -197,6 +231,26 @@ unsafe extern "C" fn fops_ioctl<T: MiscDevice>(
     let device = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
 
     match T::ioctl(device, cmd, arg) {
+        Ok(ret) => ret as crate::ffi::c_long,
+        Err(err) => err.to_errno() as crate::ffi::c_long,
+    }
+}
+
+/// # Safety
+///
+/// `file` must be a valid file that is associated with a `MiscDeviceRegistration<T>`.
+#[cfg(CONFIG_COMPAT)]
+unsafe extern "C" fn fops_compat_ioctl<T: MiscDevice>(
+    file: *mut bindings::file,
+    cmd: crate::ffi::c_uint,
+    arg: crate::ffi::c_ulong,
+) -> crate::ffi::c_long {
+    // SAFETY: The ioctl call of a file can access the private data.
+    let private = unsafe { (*file).private_data };
+    // SAFETY: Ioctl calls can borrow the private data of the file, which `fops_open` set.
+    let device = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
+
+    match T::compat_ioctl(device, cmd, arg) {
         Ok(ret) => ret as crate::ffi::c_long,
         Err(err) => err.to_errno() as crate::ffi::c_long,
     }
