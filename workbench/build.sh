@@ -141,18 +141,26 @@ compile_guest() {
 		"${guest_cc[@]}" "${link[@]}" -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
 	fi
 	# The list in workbench/guest-tests is the list: drop others.
-	local want=()
+	local want=() cc
 	while read -r src dir _; do
 		case "$src" in '' | '#'*) continue ;; esac
-		case "${dir:=tests}" in tests | bench) ;; *)
-			echo "workbench/guest-tests: $src: directory '$dir' is not tests or bench"
+		cc=("${guest_cc[@]}")
+		bin=$guest/${dir:=tests}/$(basename "${src%.c}")
+		case "$dir" in
+		tests | bench) ;;
+		compat)
+			# A 32-bit build, in /tests, where the arch has 32-bit processes.
+			[ -n "$A_COMPAT_CC" ] || continue
+			cc=("$A_COMPAT_CC")
+			bin=$guest/tests/$(basename "${src%.c}")-compat ;;
+		*)
+			echo "workbench/guest-tests: $src: directory '$dir' is not tests, bench or compat"
 			return 1 ;;
 		esac
 		[ -f "$SRC/$src" ] || { echo "workbench/guest-tests: $src not in the tree"; return 1; }
-		bin=$guest/$dir/$(basename "${src%.c}")
-		want+=("$dir/$(basename "$bin")")
+		want+=("$(basename "$(dirname "$bin")")/$(basename "$bin")")
 		if [ ! "$bin" -nt "$SRC/$src" ] || [ "$hdr" -nt "$bin" ]; then
-			"${guest_cc[@]}" "${link[@]}" -O2 -g -Wall -pthread -isystem "$hdr" \
+			"${cc[@]}" "${link[@]}" -O2 -g -Wall -pthread -isystem "$hdr" \
 				-I "$SRC/tools/testing/selftests" -o "$bin" "$SRC/$src"
 		fi
 	done <"$WB/guest-tests"

@@ -26,12 +26,15 @@ note "== assemble ($(at))"
 "$WB/assemble.sh"
 
 # What every boot must report: each test program of the guest (not the
-# benchmark); on a Rust arch also the kernel crate's doctests.
-programs=()
+# benchmark), and its 32-bit build where the arch has one; on a Rust arch
+# also the kernel crate's doctests.
+programs=() compat_programs=()
 while read -r src dir _; do
 	case "$src" in '' | '#'*) continue ;; esac
-	[ "${dir:-tests}" = tests ] || continue
-	programs+=("$(basename "${src%.c}")")
+	case "${dir:-tests}" in
+	tests) programs+=("$(basename "${src%.c}")") ;;
+	compat) compat_programs+=("$(basename "${src%.c}")-compat") ;;
+	esac
 done <"$WB/guest-tests"
 
 # The builds, in the order of their first target.
@@ -76,6 +79,9 @@ for b in "${builds[@]}"; do
 			args+=(--build-only --expect build)
 		else
 			for p in "${programs[@]}"; do args+=(--expect "$p"); done
+			if [ -n "$A_COMPAT_CC" ]; then
+				for p in "${compat_programs[@]}"; do args+=(--expect "$p"); done
+			fi
 			[ $A_RUST = 1 ] && args+=(--expect rust_doctests_kernel --loop "$T_LOOP")
 			[ $host = 1 ] && [ "$t" = "$B_ARCH-rust" ] &&
 				args+=(--expect rust-compile-fail --expect lint)

@@ -98,6 +98,8 @@ check_arch() {
 #             dynamically, and their loader and libraries come from this
 #             directory of the cross C library
 #   A_PKGS    the Debian packages for the kernel and the guest programs
+#   A_COMPAT_CC  the C compiler for 32-bit guest programs on a 64-bit kernel
+#             (CONFIG_COMPAT), if the arch's fragment enables them
 #   A_QEMU_PKG  the Debian package of the arch's QEMU (from bookworm-backports)
 #   A_RUST    1 if the kernel builds Rust and both fault loops
 #   A_BOOT    qemu, um, or none (built only)
@@ -107,11 +109,12 @@ check_arch() {
 #   A_MEM     how much memory
 arch_info() {
 	A_KCC=llvm A_RUST=0 A_BOOT=qemu A_SMP=2 A_MEM=1G A_QEMU=() A_QEMU_PKG= A_CONSOLE="console=ttyS0"
-	A_LIBS=
+	A_LIBS= A_COMPAT_CC=
 	case $1 in
 	x86_64)
 		A_KARCH=x86 A_IMAGE=arch/x86/boot/bzImage A_CC=x86_64-linux-gnu-gcc A_RUST=1
-		A_PKGS="gcc" A_QEMU_PKG=qemu-system-x86
+		A_COMPAT_CC=i686-linux-gnu-gcc
+		A_PKGS="gcc gcc-i686-linux-gnu libc6-dev-i386-cross" A_QEMU_PKG=qemu-system-x86
 		A_QEMU=(qemu-system-x86_64 -accel tcg -cpu max) ;;
 	arm64)
 		A_KARCH=arm64 A_IMAGE=arch/arm64/boot/Image A_CC=aarch64-linux-gnu-gcc A_RUST=1
