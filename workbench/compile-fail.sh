@@ -11,8 +11,11 @@
 #
 # and each one is compiled here against the built kernel crate, with the
 # flags of the kernel's own doctest object. It must fail with that error
-# code. A correct use of the same API must compile (the control), so that a
-# broken setup cannot pass for a failing snippet.
+# code. "// compile_fail: E0133 CONFIG_FOO" applies only where CONFIG_FOO
+# is set; elsewhere the snippet is a skip whose description names the
+# option (workbench/xskip/ must list it). A correct use of the same API
+# must compile (the control), so that a broken setup cannot pass for a
+# failing snippet.
 #
 # Writes KTAP to build/results/<arch>-rust.host-compile-fail.tap, as one program,
 # rust-compile-fail, with a result per snippet.
@@ -50,7 +53,7 @@ awk '
 			if (line ~ /^\/\/ compile_fail: E[0-9]+/) {
 				keep = 1
 				split(line, a, " ")
-				print "@@SNIPPET " FILENAME ":" FNR " " a[3]
+				print "@@SNIPPET " FILENAME ":" FNR " " a[3] " " a[4]
 			}
 			next
 		}
@@ -104,6 +107,7 @@ while IFS= read -r line; do
 		set -- $line
 		where=${2#"$SRC/"}
 		code=$3
+		needs=${4:-}
 		i=$((i + 1))
 		f=$work/snippet_$i.rs
 		echo "$header" >"$f"
@@ -111,7 +115,10 @@ while IFS= read -r line; do
 	"@@END")
 		n=$((n + 1))
 		desc="$where does not compile ($code)"
-		if compile "$f"; then
+		[ -n "$needs" ] && desc="$where does not compile ($code, with $needs)"
+		if [ -n "$needs" ] && ! grep -qx "$needs=y" "$out/.config"; then
+			echo "ok $n $desc # SKIP $needs is not set" >>"$inner"
+		elif compile "$f"; then
 			echo "# it compiled" >>"$inner"
 			echo "not ok $n $desc" >>"$inner"
 		elif grep -q "error\[$code\]" "$f.err"; then

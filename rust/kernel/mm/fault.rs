@@ -451,7 +451,7 @@ impl MmWithUser {
     /// Safe code cannot call it:
     ///
     /// ```ignore
-    /// // compile_fail: E0133
+    /// // compile_fail: E0133 CONFIG_LOCK_MM_AND_FIND_VMA
     /// use kernel::mm::{MmWithUser, fault::LockedVma};
     /// fn grow<'a>(mm: &'a MmWithUser, addr: usize) -> Option<LockedVma<'a>> {
     ///     mm.lock_mm_and_find_vma(addr, None)
