@@ -25,6 +25,10 @@
 #   make distclean  remove build/ entirely (the compiler cache stays, in
 #                   ~/.cache/fault-retry)
 
+# The variables given on the command line are for the scripts, which get
+# them as arguments: the kernel builds they run must not inherit them.
+MAKEOVERRIDES :=
+
 ARCH ?= x86_64
 VARIANT ?=
 TARGET ?= $(ARCH)

@@ -4,6 +4,11 @@
 
 set -euo pipefail
 
+# `make boot TARGET=...` puts TARGET into the environment, where bindgen
+# (in setup's check and in the kernel builds) takes it for a target triple
+# and fails on a name like um-rust.
+unset TARGET
+
 WB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$WB/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
