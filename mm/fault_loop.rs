@@ -193,8 +193,12 @@ fn vma_lock_fault(
     if !flags.contains(FaultFlag::User) {
         return None;
     }
-    let guard = mm.lock_vma_under_rcu(f.address)?;
-    let lock = match check_access(f, *flags, LockedVma::from_vma_guard(guard)) {
+    // SAFETY: `mm` has users (the contract of `rust_fault_loop()`); any address is accepted.
+    let vma = unsafe { bindings::lock_vma_under_rcu(mm.as_raw(), f.address) };
+    // SAFETY: A VMA that `lock_vma_under_rcu()` returns comes with its read lock, which is
+    // handed over here; its address space, `mm`, has users during the fault.
+    let lock = unsafe { LockedVma::from_raw_vma_locked(vma) }?;
+    let lock = match check_access(f, *flags, lock) {
         Ok(lock) => lock,
         Err(code) => {
             count_vma_lock_event(VmaLockEvent::Success);
@@ -202,7 +206,9 @@ fn vma_lock_fault(
         }
     };
     // SAFETY: The VMA was found by the address; the caller's flags have no VMA_LOCK or
-    // RETRY_NOWAIT; the arch's access check passed, so a write fault has VM_WRITE.
+    // RETRY_NOWAIT; the arch's access check passed, so a write fault has VM_WRITE (and so
+    // VM_MAYWRITE: the kernel never sets one without the other); this is the arch fault
+    // handler, which handles VM_FAULT_OOM (FAULT_FLAG_USER).
     let result = match unsafe { lock.handle_mm_fault_unchecked(f.address, *flags, f.regs) } {
         FaultOutcome::Locked(lock, result) => {
             lock.unlock();
@@ -257,7 +263,8 @@ fn mmap_loop(f: Fault<'_>, mm: &MmWithUser, mut flags: FaultFlags) -> bindings::
             Err(code) => return ret(BAD_ACCESS, code),
         };
         // SAFETY: The VMA was looked up by the address; the flags have no VMA_LOCK; the arch's
-        // access check passed, so a write fault has VM_WRITE.
+        // access check passed, so a write fault has VM_WRITE (and so VM_MAYWRITE); this is the
+        // arch fault handler, which handles VM_FAULT_OOM (FAULT_FLAG_USER).
         match unsafe { lock.handle_mm_fault_unchecked(f.address, flags, f.regs) } {
             FaultOutcome::Released(result) => {
                 if fault_signal_pending(result, f.user_mode) {

@@ -3,6 +3,7 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/sched/mm.h>
+#include <linux/userfaultfd_k.h>
 
 void rust_helper_mmgrab(struct mm_struct *mm)
 {
@@ -53,6 +54,11 @@ struct vm_area_struct *rust_helper_vma_lookup(struct mm_struct *mm,
 void rust_helper_vma_end_read(struct vm_area_struct *vma)
 {
 	vma_end_read(vma);
+}
+
+bool rust_helper_userfaultfd_armed(struct vm_area_struct *vma)
+{
+	return userfaultfd_armed(vma);
 }
 
 void rust_helper_put_page(struct page *page)

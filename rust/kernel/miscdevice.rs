@@ -61,20 +61,70 @@ unsafe impl<T> Send for MiscDeviceRegistration<T> {}
 unsafe impl<T> Sync for MiscDeviceRegistration<T> {}
 
 impl<T: MiscDevice> MiscDeviceRegistration<T> {
-    /// Register a misc device.
+    /// Register a misc device, for `module`.
     ///
-    /// The initialiser fails, and leaves nothing registered, if `misc_register()` fails.
-    pub fn register(opts: MiscDeviceOptions) -> impl PinInit<Self, Error> {
+    /// The initialiser fails, and leaves nothing registered, if `misc_register()` fails
+    /// (`EBUSY` for a minor in use, `EEXIST` for a name in use, which the driver core also logs
+    /// with a stack dump), or with `EINVAL` for an empty name (which the driver core would warn
+    /// about) or a loadable module: the file operations are static and have no owner, so
+    /// nothing would keep such a module loaded while one of its device's files is open.
+    /// May sleep.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
+    /// use kernel::{bindings, c_str, prelude::*};
+    /// use core::ptr::{null_mut, NonNull};
+    ///
+    /// struct Nothing;
+    ///
+    /// #[vtable]
+    /// impl MiscDevice for Nothing {
+    ///     type Ptr = KBox<Self>;
+    ///
+    ///     fn open() -> Result<KBox<Self>> {
+    ///         Err(ENODEV)
+    ///     }
+    /// }
+    ///
+    /// // SAFETY: A null module is built-in code, which this example is.
+    /// static BUILTIN: ThisModule = unsafe { ThisModule::from_ptr(null_mut()) };
+    /// // SAFETY: The pointer is never used: the registration refuses loadable modules first.
+    /// static LOADABLE: ThisModule =
+    ///     unsafe { ThisModule::from_ptr(NonNull::<bindings::module>::dangling().as_ptr()) };
+    ///
+    /// type Reg = MiscDeviceRegistration<Nothing>;
+    ///
+    /// let empty = MiscDeviceOptions { name: c_str!("") };
+    /// let r = KBox::pin_init(Reg::register(empty, &BUILTIN), GFP_KERNEL);
+    /// assert_eq!(r.err(), Some(EINVAL));
+    ///
+    /// let named = MiscDeviceOptions { name: c_str!("rust_misc_doctest") };
+    /// let r = KBox::pin_init(Reg::register(named, &LOADABLE), GFP_KERNEL);
+    /// assert_eq!(r.err(), Some(EINVAL));
+    ///
+    /// // Built-in, with a name: registered, and deregistered when dropped.
+    /// let r = KBox::pin_init(Reg::register(named, &BUILTIN), GFP_KERNEL);
+    /// assert!(r.is_ok());
+    /// ```
+    pub fn register(
+        opts: MiscDeviceOptions,
+        module: &'static ThisModule,
+    ) -> impl PinInit<Self, Error> {
         let init = move |slot: *mut Self| -> Result {
+            if opts.name.is_empty() || !module.as_ptr().is_null() {
+                return Err(EINVAL);
+            }
             // SAFETY: `slot` points at the (pinned, uninitialised) memory of a `Self`; the
             // place is only named, not read, and no reference to it is made.
             let inner = Opaque::raw_get(unsafe { core::ptr::addr_of!((*slot).inner) });
             // SAFETY: `inner` is valid for writes, and holds nothing that would need a drop.
             unsafe { inner.write(opts.into_raw::<T>()) };
+            // INVARIANT: If this returns `Ok(())`, `slot` holds a registered misc device.
             // SAFETY: The `miscdevice` was just written. It is deregistered before its memory
             // goes away, because the memory is pinned and the destructor of `Self` deregisters
             // it.
-            // INVARIANT: If this returns `Ok(())`, `slot` holds a registered misc device.
             to_result(unsafe { bindings::misc_register(inner) })
         };
         // SAFETY: On `Ok`, the closure has initialised every field of `Self` (`_t` has no
@@ -104,7 +154,8 @@ pub trait MiscDevice {
 
     /// Called when the misc device is opened.
     ///
-    /// The returned pointer will be stored as the private data for the file.
+    /// The returned pointer will be stored as the private data for the file. It runs with the
+    /// misc device list's mutex held: it must not register or deregister a misc device.
     fn open() -> Result<Self::Ptr>;
 
     /// Called when the misc device is released.

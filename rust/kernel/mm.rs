@@ -144,6 +144,8 @@ impl Mm {
 
         if success {
             let ptr = NonNull::from(self).cast::<MmWithUser>();
+            // INVARIANT: The `mmget` refcount just taken keeps `mm_users` non-zero while the
+            // `ARef` holds it.
             // SAFETY: We just created an `mmget` refcount, which the `ARef` takes over, and the
             // `mm_users` count is therefore non-zero; `MmWithUser` is a `repr(transparent)`
             // wrapper of `Mm`.
@@ -213,10 +215,11 @@ impl MmWithUser {
     /// Not inlined: the C function is not exported, and a module reaches it through this
     /// function of the kernel crate.
     pub fn access(task: &Task, mode: PtraceMode) -> Result<ARef<MmWithUser>> {
-        // SAFETY: `task` is valid (it is a reference); any mode is accepted.
+        // SAFETY: `task` is valid (it is a reference); every `PtraceMode` has exactly one of the
+        // `*_CREDS` bits, as `__ptrace_may_access()` requires.
         let mm = unsafe { bindings::mm_access(task.0.get(), mode as u32) };
-        // `mm_access()` returns an `ERR_PTR`, NULL (no address space), or an address space on
-        // which it took an `mmget` refcount.
+        // `mm_access()` returns an `ERR_PTR` (`-ESRCH` for a task without an address space)
+        // or an address space on which it took an `mmget` refcount; NULL is refused too.
         let mm = NonNull::new(from_err_ptr(mm)?).ok_or(ESRCH)?;
         // SAFETY: The `mmget` refcount that `mm_access()` took goes to the `ARef`.
         Ok(unsafe { MmWithUser::from_raw_mmget(mm) })
@@ -276,7 +279,10 @@ impl MmWithUser {
     /// This is an optimistic trylock: it may fail under contention (a writer holds the VMA or
     /// the mmap lock), and it fails if no VMA contains `vma_addr`. Then fall back to taking the
     /// mmap read lock. Without per-VMA locks it always returns `None`. Does not sleep.
-    #[inline]
+    ///
+    /// Not inlined: `lock_vma_under_rcu()` is not exported, and a module reaches it through
+    /// this function of the kernel crate. Built-in code on a hot path (the fault loop) calls the
+    /// C function and hands its lock to [`fault::LockedVma::from_raw_vma_locked`].
     pub fn lock_vma_under_rcu(&self, vma_addr: usize) -> Option<VmaReadGuard<'_>> {
         #[cfg(CONFIG_PER_VMA_LOCK)]
         {
@@ -284,14 +290,10 @@ impl MmWithUser {
             // returned comes with its read lock held.
             let vma = unsafe { bindings::lock_vma_under_rcu(self.as_raw(), vma_addr) };
 
-            if !vma.is_null() {
-                // INVARIANT: The guard takes over the read lock of `vma`.
-                return Some(VmaReadGuard {
-                    // SAFETY: The VMA is valid while its read lock is held, which the guard
-                    // owns until it is dropped; the reference lives no longer than the guard.
-                    vma: unsafe { VmaRef::from_raw(vma) },
-                    _not_send: PhantomData,
-                });
+            if let Some(vma) = NonNull::new(vma.cast::<VmaRef>()) {
+                // SAFETY: The guard takes over the read lock of `vma`, a VMA of this address
+                // space, which it was returned with.
+                return Some(unsafe { VmaReadGuard::from_locked(vma) });
             }
         }
 
@@ -399,9 +401,12 @@ impl Drop for MmapReadGuard<'_> {
 ///
 /// # Invariants
 ///
-/// This `VmaReadGuard` guard owns the VMA read lock of `vma`.
+/// This `VmaReadGuard` guard owns the VMA read lock of `vma`, a VMA of an address space that
+/// has users for `'a`. The VMA is valid while the guard lives (not for all of `'a`: a function
+/// that releases the lock may free it), so it is kept as a pointer.
 pub struct VmaReadGuard<'a> {
-    vma: &'a VmaRef,
+    vma: NonNull<VmaRef>,
+    _mm: PhantomData<&'a MmWithUser>,
     // `vma_end_read` must be called on the same thread as where the lock was taken
     _not_send: PhantomData<*mut ()>,
 }
@@ -413,7 +418,7 @@ impl<'a> VmaReadGuard<'a> {
     ///
     /// The caller must make sure that the lock is released by someone else.
     #[inline]
-    pub(crate) unsafe fn into_raw(self) -> &'a VmaRef {
+    pub(crate) unsafe fn into_raw(self) -> NonNull<VmaRef> {
         let vma = self.vma;
         core::mem::forget(self);
         vma
@@ -423,12 +428,14 @@ impl<'a> VmaReadGuard<'a> {
     ///
     /// # Safety
     ///
-    /// The caller must own the VMA read lock of `vma` and transfers it to the guard.
+    /// The caller must own the VMA read lock of `vma`, a VMA of an address space that has users
+    /// for `'a`, and transfers the lock to the guard.
     #[inline]
-    pub(crate) unsafe fn from_locked(vma: &'a VmaRef) -> Self {
+    pub(crate) unsafe fn from_locked(vma: NonNull<VmaRef>) -> Self {
         // INVARIANT: The caller transfers the ownership of the read lock.
         VmaReadGuard {
             vma,
+            _mm: PhantomData,
             _not_send: PhantomData,
         }
     }
@@ -440,7 +447,9 @@ impl Deref for VmaReadGuard<'_> {
 
     #[inline]
     fn deref(&self) -> &VmaRef {
-        self.vma
+        // SAFETY: By the type invariants the VMA is valid while the guard lives, and the
+        // reference borrows the guard.
+        unsafe { self.vma.as_ref() }
     }
 }
 
@@ -448,6 +457,6 @@ impl Drop for VmaReadGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: We hold the read lock by the type invariants.
-        unsafe { bindings::vma_end_read(self.vma.as_ptr()) };
+        unsafe { bindings::vma_end_read(self.vma.as_ref().as_ptr()) };
     }
 }

@@ -22,12 +22,15 @@
 //!   the per-VMA lock if it can, every other the mmap read lock; a fault that released the lock
 //!   is retried, without bound. `done` counts the retries. A fatal signal (and with
 //!   `FR_GUP_INTERRUPTIBLE` any signal) ends it with `EINTR`; an access that the mapping does
-//!   not allow, or no mapping, with `EFAULT`.
+//!   not allow, or no mapping, with `EFAULT`. Two flags exist to show what `kernel::mm`
+//!   refuses: `FR_GUP_USER` (16) asks for `FAULT_FLAG_USER`, which only the arch fault
+//!   handler may set (`EINVAL`); `FR_GUP_NORETRY` (32) leaves out `FAULT_FLAG_ALLOW_RETRY`,
+//!   which a userfaultfd range needs (`EINVAL` there).
 //!
 //! `flags`: `FR_GUP_WRITE` (1) asks for write access, `FR_GUP_INTERRUPTIBLE` (2) lets a
 //! non-fatal signal interrupt a wait (`EINTR`), `FR_GUP_GET` (4) takes references instead of
-//! pins (remote only), `FR_GUP_LONGTERM` (8) asks for a long-term pin (`FOLL_LONGTERM`; with
-//! `FR_GUP_GET`: `EINVAL`). Other bits: `EINVAL`.
+//! pins (remote only), `FR_GUP_LONGTERM` (8) asks for a long-term pin (`FOLL_LONGTERM`, pins
+//! only; with `FR_GUP_GET`: `EINVAL`). A bit that the command does not take: `EINVAL`.
 //!
 //! 32-bit processes on a 64-bit kernel use the same commands: the structure has the same
 //! layout there.
@@ -68,7 +71,19 @@ const FR_GUP_WRITE: u64 = 1;
 const FR_GUP_INTERRUPTIBLE: u64 = 2;
 const FR_GUP_GET: u64 = 4;
 const FR_GUP_LONGTERM: u64 = 8;
-const FR_GUP_ALL: u64 = FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE | FR_GUP_GET | FR_GUP_LONGTERM;
+const FR_GUP_USER: u64 = 16;
+const FR_GUP_NORETRY: u64 = 32;
+
+/// The flags each command takes; others are refused with `EINVAL`.
+const fn allowed_flags(cmd: u32) -> u64 {
+    match cmd {
+        FR_GUP_PIN => FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE | FR_GUP_LONGTERM,
+        FR_GUP_PIN_REMOTE => FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE | FR_GUP_GET | FR_GUP_LONGTERM,
+        FR_GUP_FAULTIN => FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE,
+        FR_GUP_FAULT => FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE | FR_GUP_USER | FR_GUP_NORETRY,
+        _ => 0,
+    }
+}
 
 /// `struct fr_gup_req`.
 #[repr(C)]
@@ -95,12 +110,12 @@ struct RustFaultGup {
 }
 
 impl kernel::Module for RustFaultGup {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let opts = MiscDeviceOptions {
             name: c_str!("fault_gup"),
         };
         Ok(Self {
-            _dev: KBox::pin_init(MiscDeviceRegistration::register(opts), GFP_KERNEL)?,
+            _dev: KBox::pin_init(MiscDeviceRegistration::register(opts, module), GFP_KERNEL)?,
         })
     }
 }
@@ -129,16 +144,13 @@ impl MiscDevice for FaultGupFile {
             return Ok(0);
         }
         let mut req: Req = reader.read()?;
-        if req.flags & !FR_GUP_ALL != 0 {
+        if req.flags & !allowed_flags(cmd) != 0 {
             return Err(EINVAL);
         }
         let addr = usize::try_from(req.addr).map_err(|_| EOVERFLOW)?;
         let nr_pages = usize::try_from(req.nr_pages).map_err(|_| EINVAL)?;
         match cmd {
             FR_GUP_PIN => {
-                if req.flags & FR_GUP_GET != 0 {
-                    return Err(EINVAL);
-                }
                 let pages = gup::pin_user_pages_unlocked(addr, nr_pages, gup_flags(req.flags))?;
                 report(&mut req, pages)?;
             }
@@ -226,9 +238,6 @@ fn pin_remote(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
 }
 
 fn faultin(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
-    if req.flags & !(FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE) != 0 {
-        return Err(EINVAL);
-    }
     gup::check_range(addr, nr_pages)?;
     let mut flags = FaultFlags::empty().with(FaultFlag::Write)?;
     if req.flags & FR_GUP_INTERRUPTIBLE != 0 {
@@ -250,9 +259,6 @@ fn faultin(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
 }
 
 fn fault(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
-    if req.flags & !(FR_GUP_WRITE | FR_GUP_INTERRUPTIBLE) != 0 {
-        return Err(EINVAL);
-    }
     gup::check_range(addr, nr_pages)?;
     let interruptible = req.flags & FR_GUP_INTERRUPTIBLE != 0;
     let mut flags = FaultFlags::DEFAULT;
@@ -261,6 +267,12 @@ fn fault(req: &mut Req, addr: usize, nr_pages: usize) -> Result {
     }
     if req.flags & FR_GUP_WRITE != 0 {
         flags = flags.with(FaultFlag::Write)?;
+    }
+    if req.flags & FR_GUP_USER != 0 {
+        flags = flags.with(FaultFlag::User)?;
+    }
+    if req.flags & FR_GUP_NORETRY != 0 {
+        flags = flags.without(FaultFlag::AllowRetry)?;
     }
     let retries = MmWithUser::with_current(|mm| -> Result<u64> {
         let mut retries = 0;

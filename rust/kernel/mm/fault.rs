@@ -192,8 +192,9 @@ impl FaultFlags {
     /// The flags for the next attempt of a fault that returned `VM_FAULT_RETRY`: the same plus
     /// `TRIED`.
     ///
-    /// A fault returns `VM_FAULT_RETRY` only if `ALLOW_RETRY` was set. If it is not (a caller
-    /// error), the flags stay as they are, which keeps the value legal.
+    /// Without `ALLOW_RETRY`, `TRIED` would be illegal, so the flags stay as they are. (Under
+    /// the VMA lock a fault may return `VM_FAULT_RETRY` without `ALLOW_RETRY`, to be retried
+    /// under the mmap lock.)
     #[inline]
     pub const fn tried(self) -> Self {
         if self.0 & FLAG_ALLOW_RETRY != 0 {
@@ -421,8 +422,8 @@ pub enum FaultOutcome<'a> {
 /// A fault that [`LockedVma::handle_mm_fault`] refused to start; the lock is handed back.
 #[must_use = "the lock is held until this is dropped"]
 pub struct Refused<'a> {
-    /// Why: `EFAULT` for an address outside the VMA, `EINVAL` for flags that do not go with
-    /// the lock.
+    /// Why: `EFAULT` for an address outside the VMA or an access that the VMA does not allow,
+    /// `EINVAL` for flags that the call does not take (see [`LockedVma::handle_mm_fault`]).
     pub error: Error,
     /// The lock, still held.
     pub lock: LockedVma<'a>,
@@ -496,6 +497,25 @@ impl<'a> LockedVma<'a> {
         let guard = unsafe { MmapReadGuard::from_locked(mm) };
         // INVARIANT: The caller guarantees `vma` was found under that lock.
         Some(LockedVma(Lock::Mmap { guard, vma }))
+    }
+
+    /// Takes over the read lock of the VMA `vma`, from C code that took it
+    /// (`lock_vma_under_rcu()` called directly, on a hot path that cannot afford the call
+    /// through [`MmWithUser::lock_vma_under_rcu`]).
+    ///
+    /// Returns `None` if `vma` is null; then no lock may be held.
+    ///
+    /// # Safety
+    ///
+    /// If `vma` is not null, the caller holds its VMA read lock and hands it over, and the
+    /// VMA's address space has users for `'a`.
+    #[inline]
+    pub unsafe fn from_raw_vma_locked(vma: *mut bindings::vm_area_struct) -> Option<Self> {
+        let vma = NonNull::new(vma.cast::<VmaRef>())?;
+        // SAFETY: The caller hands over the read lock of `vma`, whose address space has users
+        // for `'a`.
+        let guard = unsafe { VmaReadGuard::from_locked(vma) };
+        Some(Self::from_vma_guard(guard))
     }
 
     /// Looks up the VMA that contains `addr` under the mmap read lock `guard`.
@@ -590,10 +610,18 @@ impl<'a> LockedVma<'a> {
     ///
     /// The lock is given back in [`FaultOutcome::Locked`] when `handle_mm_fault()` kept it,
     /// and not at all when it released it ([`FaultOutcome::Released`]). Refused before anything
-    /// is done, with the lock handed back in [`Refused`]: an address outside the VMA, or an
-    /// access that the VMA does not allow, as `vma_permits_fault()` checks for
-    /// `fixup_user_fault()` (a write without `VM_WRITE`, otherwise without `VM_READ`): `EFAULT`;
-    /// flags that do not go with the lock: `EINVAL`. So `sanitize_fault_flags()` does not warn.
+    /// is done, with the lock handed back in [`Refused`], is what `handle_mm_fault()` would
+    /// warn about or is not meant for this call:
+    ///
+    /// - an address outside the VMA, or an access that the VMA does not allow, as
+    ///   `vma_permits_fault()` checks for `fixup_user_fault()` (a write without `VM_WRITE` and
+    ///   `VM_MAYWRITE`, otherwise without `VM_READ`): `EFAULT`;
+    /// - flags that do not go with the lock (`VMA_LOCK`, or `RETRY_NOWAIT` with the VMA lock):
+    ///   `EINVAL`;
+    /// - `FAULT_FLAG_USER`, which is for the arch fault handler alone (it accounts the fault
+    ///   to the task and expects `pagefault_out_of_memory()` after `VM_FAULT_OOM`): `EINVAL`;
+    /// - a fault without `ALLOW_RETRY` on a VMA registered with userfaultfd, which could not
+    ///   wait for user space (`handle_userfault()` warns and fails it): `EINVAL`.
     ///
     /// # Examples
     ///
@@ -644,28 +672,37 @@ impl<'a> LockedVma<'a> {
         flags: FaultFlags,
         regs: Option<&PtRegs>,
     ) -> core::result::Result<FaultOutcome<'a>, Refused<'a>> {
+        let vm_flags = self.vma().flags();
         let need = if flags.contains(FaultFlag::Write) {
-            virt::flags::WRITE
+            virt::flags::WRITE | virt::flags::MAYWRITE
         } else {
             virt::flags::READ
         };
-        if !self.vma().contains(address) || self.vma().flags() & need == 0 {
+        if !self.vma().contains(address) || vm_flags & need != need {
             return Err(Refused {
                 error: EFAULT,
                 lock: self,
             });
         }
-        let error = match (&self.0, flags.contains(FaultFlag::VmaLock)) {
-            (Lock::Mmap { .. }, false) => None,
-            (Lock::Vma(_), false) => flags.with(FaultFlag::VmaLock).err(),
-            (_, true) => Some(EINVAL),
+        // SAFETY: The VMA is valid and locked (`self`); the helper only reads its flags.
+        let uffd_armed = unsafe { bindings::userfaultfd_armed(self.vma().as_ptr()) };
+        let error = if flags.contains(FaultFlag::User)
+            || (!flags.contains(FaultFlag::AllowRetry) && uffd_armed)
+        {
+            Some(EINVAL)
+        } else {
+            match (&self.0, flags.contains(FaultFlag::VmaLock)) {
+                (Lock::Mmap { .. }, false) => None,
+                (Lock::Vma(_), false) => flags.with(FaultFlag::VmaLock).err(),
+                (_, true) => Some(EINVAL),
+            }
         };
         if let Some(error) = error {
             return Err(Refused { error, lock: self });
         }
         // SAFETY: Just checked: `address` is inside the VMA, which allows the access (so a
-        // write has `VM_WRITE`); the flags have no `VMA_LOCK`, nor, with the VMA lock,
-        // `RETRY_NOWAIT` (`with()` refused that).
+        // write has `VM_WRITE` and `VM_MAYWRITE`); the flags have no `VMA_LOCK`, nor, with the
+        // VMA lock, `RETRY_NOWAIT` (`with()` refused that).
         Ok(unsafe { self.handle_mm_fault_unchecked(address, flags, regs) })
     }
 
@@ -677,8 +714,10 @@ impl<'a> LockedVma<'a> {
     ///
     /// `address` must be inside the VMA; `flags` must not have `FAULT_FLAG_VMA_LOCK`, nor,
     /// with the per-VMA lock, `FAULT_FLAG_RETRY_NOWAIT`; with `FAULT_FLAG_WRITE` the VMA must
-    /// have `VM_WRITE` or be a COW mapping (`VM_MAYWRITE` without `VM_SHARED`), which
-    /// `sanitize_fault_flags()` otherwise warns about.
+    /// have `VM_MAYWRITE`, and `VM_WRITE` unless it is a COW mapping (`VM_SHARED` clear), as
+    /// `sanitize_fault_flags()` otherwise warns; with `FAULT_FLAG_USER` the caller must be the
+    /// arch fault handler of a fault from user mode, which handles `VM_FAULT_OOM` with
+    /// `pagefault_out_of_memory()`.
     #[inline]
     pub unsafe fn handle_mm_fault_unchecked(
         self,
@@ -744,7 +783,7 @@ impl<'a> LockedVma<'a> {
 /// A lock while `handle_mm_fault()` may release it: no guard, so nothing unlocks it on drop.
 enum RawLock<'a> {
     Mmap(&'a MmWithUser, NonNull<VmaRef>),
-    Vma(&'a VmaRef),
+    Vma(NonNull<VmaRef>),
 }
 
 /// `fault_signal_pending()`: after a fault returned `VM_FAULT_RETRY`, must the fault loop stop

@@ -39,7 +39,9 @@ pub const MAX_PAGES: usize = 1 << 16;
 pub enum GupFlag {
     /// `FOLL_WRITE`: the pages will be written to.
     Write = bindings::FOLL_WRITE,
-    /// `FOLL_FORCE`: get the pages even if the VMA's permissions do not allow the access.
+    /// `FOLL_FORCE`: get the pages even if the VMA's permissions do not allow the access, within
+    /// limits: a read needs `VM_MAYREAD`, a write a private (COW) mapping, where it breaks
+    /// COW; never on hugetlb for write.
     Force = bindings::FOLL_FORCE,
     /// `FOLL_LONGTERM`: the pages will be held for an indefinite time. Only for pins: the `get_*`
     /// functions refuse it with `EINVAL`.
@@ -235,7 +237,14 @@ pub struct GupResult<'a> {
     /// `EINVAL` and `EOVERFLOW` for a bad range (see [`check_range`]), `EINVAL` for
     /// [`GupFlag::Longterm`] without a pin, `ENOMEM`, `EFAULT` for an address that is not
     /// mapped or an access that the mapping does not allow, `EINTR` if a fatal signal (or any
-    /// signal with [`GupFlag::Interruptible`]) ended a wait.
+    /// signal with [`GupFlag::Interruptible`]) ended a wait. Others pass through from GUP, for
+    /// example `EEXIST` for a mapping of a page frame without a `struct page`, `EHWPOISON`,
+    /// and, with [`GupFlag::Longterm`], `EOPNOTSUPP` on a file system DAX mapping or the error
+    /// of a failed migration (`EBUSY`, `ENOMEM`, `EAGAIN`).
+    ///
+    /// Below a stack VMA (up to 64 KiB under a `VM_GROWSDOWN` mapping), GUP fails with
+    /// `EFAULT` and, at most once an hour, logs that it no longer grows the stack, with a stack
+    /// dump (not a warning).
     pub pages: Result<Pages>,
     /// The lock, if it was held all along. `None` if GUP released it at least once (to wait
     /// for a fault): GUP then releases it before it returns, whether it could take it again
@@ -271,9 +280,11 @@ unsafe fn gup_result(
         return Err(Error::from_errno(ret as i32));
     }
     if ret == 0 {
-        // GUP does not return 0 for a non-empty range: `__get_user_pages_locked()` turns no
+        // GUP does not return 0 for the calls made here: `__get_user_pages_locked()` turns no
         // page into `-EFAULT` (with a warning) unless `FOLL_NOWAIT` is set, which `GupFlags`
-        // refuses. Should that change, no page is a fault.
+        // refuses, and `pin_user_pages_unlocked()` returns 0 for arguments that
+        // `is_valid_gup_args()` refuses (with a warning), which `GupFlags` and `prepare()` rule
+        // out. Should that change, no page is a fault.
         return Err(EFAULT);
     }
     // SAFETY: The C function filled in `ret <= capacity` entries.
@@ -494,7 +505,9 @@ impl From<FixupError> for Error {
 /// manages retries under the mmap lock): `EINVAL`, with the lock held throughout. Other errors:
 /// `EFAULT` for an address that is not mapped or an access the mapping does not allow (a write
 /// without `VM_WRITE`, otherwise without `VM_READ`), `ENOMEM`, and `EINTR` if a fatal signal is
-/// pending, or with [`FaultFlag::Interruptible`] any signal.
+/// pending, or with [`FaultFlag::Interruptible`] any signal (`fixup_user_fault()` checks for
+/// one before each retry). [`FaultFlag::User`] is refused (`EINVAL`): it is for the arch fault
+/// handler alone.
 ///
 /// # Examples
 ///
@@ -516,6 +529,7 @@ pub fn fixup_user_fault(
         FaultFlag::RetryNowait,
         FaultFlag::Tried,
         FaultFlag::VmaLock,
+        FaultFlag::User,
     ] {
         if flags.contains(f) {
             return Err(FixupError {

@@ -71,6 +71,7 @@ impl MmWithUser {
     /// not sleep.
     #[inline]
     pub fn into_mmput_async(me: ARef<MmWithUser>) -> ARef<MmWithUserAsync> {
+        // INVARIANT: The `mmget` refcount of `me` moves over, so `mm_users` stays non-zero.
         // SAFETY: The `mmget` refcount moves from one `ARef` to the other; `MmWithUserAsync` is
         // a `repr(transparent)` wrapper of `MmWithUser` with the same invariants.
         unsafe { ARef::from_raw(ARef::into_raw(me).cast()) }

@@ -110,6 +110,8 @@ pub mod flags {
     pub const GROWSDOWN: vm_flags_t = bindings::VM_GROWSDOWN as _;
     /// The mapping is registered with userfaultfd for missing pages.
     pub const UFFD_MISSING: vm_flags_t = bindings::VM_UFFD_MISSING as _;
+    /// The mapping is registered with userfaultfd for write protection.
+    pub const UFFD_WP: vm_flags_t = bindings::VM_UFFD_WP as _;
     /// Page frames without `struct page` behind them (`remap_pfn_range()`).
     pub const PFNMAP: vm_flags_t = bindings::VM_PFNMAP as _;
     /// The pages are locked in memory (`mlock()`).

@@ -1262,6 +1262,8 @@ struct fr_gup_req {
 #define FR_GUP_INTERRUPTIBLE	2
 #define FR_GUP_GET		4
 #define FR_GUP_LONGTERM		8
+#define FR_GUP_USER		16
+#define FR_GUP_NORETRY		32
 #define FR_GUP_MAX_PAGES	(1UL << 16)
 #define FR_GUP_DEV		"/dev/fault_gup"
 
@@ -1575,6 +1577,32 @@ TEST_F(gup, fault_sigusr1_interruptible_eintr)
 	interruptible_eintr(_metadata, self, FR_GUP_FAULT);
 }
 
+/*
+ * A fault that may not be retried cannot wait for userfaultfd:
+ * handle_userfault() would warn and fail it, so kernel::mm refuses it. The
+ * same fault on ordinary memory is fine, and the range stays missing.
+ */
+TEST_F(gup, fault_noretry_refused_on_uffd)
+{
+	struct fr_gup_req r = { .addr = (unsigned long)self->m.area, .nr_pages = 1,
+				.flags = FR_GUP_NORETRY };
+	struct uffd_msg msg;
+	unsigned char *anon;
+
+	errno = 0;
+	ASSERT_EQ(-1, ioctl(self->dev, FR_GUP_FAULT, &r));
+	ASSERT_EQ(EINVAL, errno);
+	/* No fault reached userfaultfd. */
+	ASSERT_EQ(-ETIMEDOUT, uffd_read_msg(self->m.uffd, &msg, 100));
+	anon = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, anon);
+	r.addr = (unsigned long)anon;
+	r.flags = FR_GUP_NORETRY | FR_GUP_WRITE;
+	ASSERT_EQ(0, ioctl(self->dev, FR_GUP_FAULT, &r)) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(0, r.done);
+	ASSERT_EQ(0, munmap(anon, page_size));
+}
+
 /* ---- bad input to the sample: a specific errno, no oops, no leaked pin or lock ---- */
 
 FIXTURE(gup_bad)
@@ -1749,6 +1777,9 @@ TEST_F(gup_bad, bad_flags_and_cmd)
 	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, FR_GUP_GET, 0), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_FAULTIN, REQ(self->rw, 1, FR_GUP_GET, 0), EINVAL);
 	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(self->rw, 1, FR_GUP_LONGTERM, 0), EINVAL);
+	/* FAULT_FLAG_USER is for the arch fault handler alone. */
+	EXPECT_GUP_ERRNO(FR_GUP_FAULT, REQ(self->rw, 1, FR_GUP_USER, 0), EINVAL);
+	EXPECT_GUP_ERRNO(FR_GUP_PIN, REQ(self->rw, 1, 64, 0), EINVAL);
 	errno = 0;
 	ASSERT_EQ(-1, ioctl(self->dev, _IOR('f', 99, int64_t), &x));
 	ASSERT_EQ(ENOTTY, errno);
