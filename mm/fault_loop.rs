@@ -110,12 +110,17 @@ fn lock_mm_and_find_vma<'a>(
     mm: &'a MmWithUser,
     flags: FaultFlags,
 ) -> Option<LockedVma<'a>> {
+    // The C function directly, not the kernel crate's wrapper, which is not inlined.
     #[cfg(CONFIG_LOCK_MM_AND_FIND_VMA)]
     {
         let _ = flags;
+        let regs = f.regs.map_or(core::ptr::null_mut(), |r| r.as_ptr());
         // SAFETY: This is the fault handler of the current task, `mm` its address space (the
-        // contract of `rust_fault_loop()`), and `f.regs` are null or the fault's registers.
-        unsafe { mm.lock_mm_and_find_vma(f.address, f.regs) }
+        // contract of `rust_fault_loop()`), and `regs` null or the fault's registers.
+        let vma = unsafe { bindings::lock_mm_and_find_vma(mm.as_raw(), f.address, regs) };
+        // SAFETY: `lock_mm_and_find_vma()` returns null, or a VMA of `mm` with its mmap read
+        // lock held, which it hands over.
+        unsafe { LockedVma::from_raw_mmap_locked(mm, vma) }
     }
     #[cfg(not(CONFIG_LOCK_MM_AND_FIND_VMA))]
     {

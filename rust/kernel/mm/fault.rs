@@ -438,7 +438,8 @@ impl MmWithUser {
     /// be taken.
     ///
     /// Not inlined: the C function is not exported, and a module reaches it through this
-    /// function of the kernel crate.
+    /// function of the kernel crate. Built-in code on a hot path (the fault loop) calls the C
+    /// function and hands its lock to [`LockedVma::from_raw_mmap_locked`].
     ///
     /// # Safety
     ///
