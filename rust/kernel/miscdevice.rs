@@ -268,6 +268,29 @@ unsafe extern "C" fn fops_release<T: MiscDevice>(
     0
 }
 
+/// Runs `handler` on the private data of `file`, and turns its result into the return value
+/// of an ioctl.
+///
+/// # Safety
+///
+/// `file` must be a valid file that is associated with a `MiscDeviceRegistration<T>`.
+unsafe fn ioctl_with<T: MiscDevice>(
+    file: *mut bindings::file,
+    cmd: crate::ffi::c_uint,
+    arg: crate::ffi::c_ulong,
+    handler: fn(<T::Ptr as ForeignOwnable>::Borrowed<'_>, u32, usize) -> Result<isize>,
+) -> crate::ffi::c_long {
+    // SAFETY: The ioctl call of a file can access the private data.
+    let private = unsafe { (*file).private_data };
+    // SAFETY: Ioctl calls can borrow the private data of the file, which `fops_open` set.
+    let device = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
+
+    match handler(device, cmd, arg) {
+        Ok(ret) => ret as crate::ffi::c_long,
+        Err(err) => err.to_errno() as crate::ffi::c_long,
+    }
+}
+
 /// # Safety
 ///
 /// `file` must be a valid file that is associated with a `MiscDeviceRegistration<T>`.
@@ -276,15 +299,8 @@ unsafe extern "C" fn fops_ioctl<T: MiscDevice>(
     cmd: crate::ffi::c_uint,
     arg: crate::ffi::c_ulong,
 ) -> crate::ffi::c_long {
-    // SAFETY: The ioctl call of a file can access the private data.
-    let private = unsafe { (*file).private_data };
-    // SAFETY: Ioctl calls can borrow the private data of the file, which `fops_open` set.
-    let device = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
-
-    match T::ioctl(device, cmd, arg) {
-        Ok(ret) => ret as crate::ffi::c_long,
-        Err(err) => err.to_errno() as crate::ffi::c_long,
-    }
+    // SAFETY: The caller passes a file of a `MiscDeviceRegistration<T>`.
+    unsafe { ioctl_with::<T>(file, cmd, arg, T::ioctl) }
 }
 
 /// # Safety
@@ -296,13 +312,6 @@ unsafe extern "C" fn fops_compat_ioctl<T: MiscDevice>(
     cmd: crate::ffi::c_uint,
     arg: crate::ffi::c_ulong,
 ) -> crate::ffi::c_long {
-    // SAFETY: The ioctl call of a file can access the private data.
-    let private = unsafe { (*file).private_data };
-    // SAFETY: Ioctl calls can borrow the private data of the file, which `fops_open` set.
-    let device = unsafe { <T::Ptr as ForeignOwnable>::borrow(private) };
-
-    match T::compat_ioctl(device, cmd, arg) {
-        Ok(ret) => ret as crate::ffi::c_long,
-        Err(err) => err.to_errno() as crate::ffi::c_long,
-    }
+    // SAFETY: The caller passes a file of a `MiscDeviceRegistration<T>`.
+    unsafe { ioctl_with::<T>(file, cmd, arg, T::compat_ioctl) }
 }
