@@ -17,11 +17,22 @@
  *   ok 2 <program>
  *   # fr-guest: end
  *
- * Each program runs in its own process group under a timeout (FR_TIMEOUT
- * seconds, from the kernel command line; default 300), with the words of
- * FR_ARGS as its arguments (for example FR_ARGS="-t storm" to run one case
- * of a kselftest harness program). Then the guest powers
- * off: power-off, not reboot, because UML restarts the kernel on reboot().
+ * Each program runs under a timeout (FR_TIMEOUT seconds, from the kernel
+ * command line; default 300), with the lines of /tests/<program>.args (if
+ * there is one) and then the words of FR_ARGS as its arguments (for
+ * example FR_ARGS="-t storm" to run one case of a kselftest harness
+ * program). When it exits or times out, every process but /init is killed,
+ * whatever its process group: a program's processes never outlive it. One
+ * that has not exited 10 s later (stuck in the kernel) is named, and the
+ * program fails. Then the guest powers off: power-off, not reboot, because
+ * UML restarts the kernel on reboot().
+ *
+ * The hung-task detector and the soft-lockup watchdog (where the kernel has
+ * them) report a task in D state and a CPU that does not schedule after
+ * 20 s; the host's judge fails the boot on either report. Where the kernel
+ * has hugetlbfs, FR_HUGETLB_MB (default 160) MiB of huge pages of the
+ * default size are reserved for the programs (upstream's hugetlb tests use
+ * the free ones).
  *
  * With FR_BENCH=1 on the kernel command line it runs the programs of /bench
  * instead, and no KUnit suites (make bench).
@@ -53,6 +64,12 @@
 /* Console log level: show KERN_WARNING (4) and more severe messages. */
 #define CONSOLE_LOGLEVEL 5
 #define SYSLOG_ACTION_CONSOLE_LEVEL 8
+/* Seconds after which a hung task or a soft lockup is reported. */
+#define WATCHDOG_S 20
+/* MiB of huge pages reserved for the programs, unless FR_HUGETLB_MB says. */
+#define HUGETLB_MB 160
+/* Seconds that the processes left by a program get to exit once killed. */
+#define EXIT_GRACE_S 10
 
 static void out(const char *fmt, ...)
 {
@@ -119,6 +136,8 @@ static int list_dir(const char *dir, char **names, int max, int want_dirs)
 		if (stat(path, &st))
 			continue;
 		if (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+			continue;
+		if (!want_dirs && strstr(de->d_name, ".args"))
 			continue;
 		names[n++] = strdup(de->d_name);
 	}
@@ -211,6 +230,110 @@ static void reap(void)
 	}
 }
 
+/*
+ * The user processes other than /init: their count, and with @report a
+ * line for each (PID, name, state, where it waits). Kernel threads
+ * (PF_KTHREAD) are not counted.
+ */
+static int list_processes(int report)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[64], *stat, *rp, *wchan;
+		unsigned long flags = 0;
+		int pid = atoi(de->d_name);
+		char state = '?';
+
+		if (pid <= 1)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		stat = read_file(path);
+		if (!stat)
+			continue;
+		/* pid (comm) state ppid pgrp session tty_nr tpgid flags */
+		rp = strrchr(stat, ')');
+		if (rp && sscanf(rp + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) == 2 &&
+		    !(flags & 0x00200000)) {
+			n++;
+			if (report) {
+				snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+				wchan = read_file(path);
+				*rp = '\0';
+				out("# fr-guest: left behind: %d %s) state %c, in %s\n", pid,
+				    strchr(stat, '(') ?: "(?", state,
+				    wchan && *wchan ? wchan : "?");
+				free(wchan);
+			}
+		}
+		free(stat);
+	}
+	closedir(d);
+	return n;
+}
+
+/*
+ * Kills every process but /init (kill(-1) spares the caller) and reaps
+ * them for up to EXIT_GRACE_S seconds. Returns how many are left, named on
+ * the console.
+ */
+static int kill_all(void)
+{
+	double start = now();
+
+	kill(-1, SIGKILL);
+	for (;;) {
+		reap();
+		if (!list_processes(0))
+			return 0;
+		if (now() - start > EXIT_GRACE_S)
+			return list_processes(1);
+		usleep(20000);
+	}
+}
+
+/* Writes @val to the sysctl file @path; whether it worked. */
+static int set_sysctl(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int ok;
+
+	if (fd < 0)
+		return 0;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok;
+}
+
+/*
+ * Reserves @mb MiB of huge pages of the default size (Hugepagesize of
+ * /proc/meminfo); reports how many it got. Nothing without hugetlbfs.
+ */
+static void reserve_huge_pages(long mb)
+{
+	char *meminfo = read_file("/proc/meminfo"), *p, val[32], *got;
+	long kb = 0, want;
+
+	p = meminfo ? strstr(meminfo, "Hugepagesize:") : NULL;
+	if (p)
+		kb = strtol(p + strlen("Hugepagesize:"), NULL, 10);
+	free(meminfo);
+	if (kb <= 0)
+		return;
+	want = (mb * 1024 + kb - 1) / kb;
+	snprintf(val, sizeof(val), "%ld", want);
+	if (!set_sysctl("/proc/sys/vm/nr_hugepages", val))
+		out("# fr-guest: cannot reserve huge pages: %s\n", strerror(errno));
+	got = read_file("/proc/sys/vm/nr_hugepages");
+	out("# fr-guest: %s of %ld huge pages of %ld kB reserved\n",
+	    got ? strtok(got, "\n") : "?", want, kb);
+	free(got);
+}
+
 static void emit_lines(char *buf, size_t *len, int flush)
 {
 	char *start = buf, *nl;
@@ -235,7 +358,7 @@ static int run_test(int num, const char *name, int timeout)
 {
 	char path[512], buf[8192];
 	size_t len = 0;
-	int pfd[2], eof = 0, timed_out = 0;
+	int pfd[2], eof = 0, timed_out = 0, left;
 	double start = now(), exited_at = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", tests_dir, name);
@@ -251,14 +374,19 @@ static int run_test(int num, const char *name, int timeout)
 		return 1;
 	}
 	if (child_pid == 0) {
-		char *argv[64] = { path }, *args = getenv("FR_ARGS"), *save;
+		char *argv[64] = { path }, *args = getenv("FR_ARGS"), *save, *file;
+		char args_path[600];
 		int argc = 1;
 
+		snprintf(args_path, sizeof(args_path), "%s.args", path);
+		file = read_file(args_path);
+		for (char *a = file ? strtok_r(file, "\n", &save) : NULL; a && argc < 63;
+		     a = strtok_r(NULL, "\n", &save))
+			argv[argc++] = a;
 		for (char *a = args ? strtok_r(args, " ", &save) : NULL; a && argc < 63;
 		     a = strtok_r(NULL, " ", &save))
 			argv[argc++] = a;
 
-		setpgid(0, 0);
 		dup2(pfd[1], STDOUT_FILENO);
 		dup2(pfd[1], STDERR_FILENO);
 		if (chdir("/tmp"))
@@ -267,7 +395,6 @@ static int run_test(int num, const char *name, int timeout)
 		dprintf(STDERR_FILENO, "exec %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
-	setpgid(child_pid, child_pid);
 	close(pfd[1]);
 
 	for (;;) {
@@ -297,18 +424,21 @@ static int run_test(int num, const char *name, int timeout)
 			usleep(50000);
 		}
 	}
-	/* Nothing of the program outlives it. */
-	kill(-child_pid, SIGKILL);
-	if (!child_done) {
-		waitpid(child_pid, &child_status, 0);
-		child_done = 1;
-	}
-	reap();
+	/* Nothing of the program outlives it, whatever its process group. */
+	left = kill_all();
 	emit_lines(buf, &len, 1);
 	close(pfd[0]);
 
 	if (timed_out) {
 		out("not ok %d %s # TIMEOUT after %d s\n", num, name, timeout);
+		return 1;
+	}
+	if (left) {
+		out("not ok %d %s # %d processes did not exit when killed\n", num, name, left);
+		return 1;
+	}
+	if (!child_done) {
+		out("not ok %d %s # the program did not exit when killed\n", num, name);
 		return 1;
 	}
 	if (WIFEXITED(child_status)) {
@@ -332,6 +462,8 @@ int main(void)
 	int nsuites, ntests, i, num = 0, failed = 0, timeout = 300;
 	const char *t = getenv("FR_TIMEOUT");
 	struct utsname u;
+	int hung, soft;
+	char val[16];
 
 	if (t && atoi(t) > 0)
 		timeout = atoi(t);
@@ -342,6 +474,11 @@ int main(void)
 	try_mount("tmpfs", "/tmp", "tmpfs");
 	if (klogctl(SYSLOG_ACTION_CONSOLE_LEVEL, NULL, CONSOLE_LOGLEVEL))
 		out("# fr-guest: cannot set the console log level: %s\n", strerror(errno));
+	/* A soft lockup is reported after twice watchdog_thresh. */
+	snprintf(val, sizeof(val), "%d", WATCHDOG_S);
+	hung = set_sysctl("/proc/sys/kernel/hung_task_timeout_secs", val);
+	snprintf(val, sizeof(val), "%d", WATCHDOG_S / 2);
+	soft = set_sysctl("/proc/sys/kernel/watchdog_thresh", val);
 
 	t = getenv("FR_BENCH");
 	if (t && !strcmp(t, "1")) {
@@ -357,6 +494,12 @@ int main(void)
 	if (!uname(&u))
 		out("# %s %s %s, %ld CPUs\n", u.sysname, u.release, u.machine,
 		    sysconf(_SC_NPROCESSORS_ONLN));
+	out("# fr-guest: hung-task detector %s, soft-lockup detector %s (%d s)\n",
+	    hung ? "on" : "off", soft ? "on" : "off", WATCHDOG_S);
+	if (strcmp(tests_dir, BENCH_DIR)) {
+		t = getenv("FR_HUGETLB_MB");
+		reserve_huge_pages(t ? atol(t) : HUGETLB_MB);
+	}
 	out("1..%d\n", nsuites + ntests);
 	for (i = 0; i < nsuites; i++)
 		failed += report_kunit_suite(++num, suites[i]);
