@@ -34,6 +34,8 @@
 //!
 //! 32-bit processes on a 64-bit kernel use the same commands: the structure has the same
 //! layout there.
+//!
+//! `rust_fault_gup.h` is this ABI in C, for user space; the build checks that the two agree.
 
 use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::{
@@ -85,7 +87,7 @@ const fn allowed_flags(cmd: u32) -> u64 {
     }
 }
 
-/// `struct fr_gup_req`.
+/// `struct fr_gup_req` of `rust_fault_gup.h`.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct Req {
@@ -96,6 +98,36 @@ struct Req {
     checksum: u64,
     done: u64,
 }
+
+/// The ABI of `rust_fault_gup.h`, the header that user space includes, as Kbuild extracts it
+/// (`rust_fault_gup_abi.c`).
+mod abi {
+    include!(env!("RUST_FAULT_GUP_ABI"));
+}
+
+// The definitions above are the header's: the build fails where they differ. The ioctl numbers
+// are compared as `u32`, since a 32-bit target prints the larger ones as negative numbers.
+const _: () = {
+    assert!(FR_GUP_PIN == abi::FR_GUP_PIN as u32);
+    assert!(FR_GUP_PIN_REMOTE == abi::FR_GUP_PIN_REMOTE as u32);
+    assert!(FR_GUP_FAULTIN == abi::FR_GUP_FAULTIN as u32);
+    assert!(FR_GUP_PINS == abi::FR_GUP_PINS as u32);
+    assert!(FR_GUP_FAULT == abi::FR_GUP_FAULT as u32);
+    assert!(FR_GUP_WRITE == abi::FR_GUP_WRITE as u64);
+    assert!(FR_GUP_INTERRUPTIBLE == abi::FR_GUP_INTERRUPTIBLE as u64);
+    assert!(FR_GUP_GET == abi::FR_GUP_GET as u64);
+    assert!(FR_GUP_LONGTERM == abi::FR_GUP_LONGTERM as u64);
+    assert!(FR_GUP_USER == abi::FR_GUP_USER as u64);
+    assert!(FR_GUP_NORETRY == abi::FR_GUP_NORETRY as u64);
+    assert!(gup::MAX_PAGES == abi::FR_GUP_MAX_PAGES as usize);
+    assert!(core::mem::size_of::<Req>() == abi::FR_GUP_REQ_SIZE as usize);
+    assert!(core::mem::offset_of!(Req, addr) == abi::FR_GUP_REQ_ADDR as usize);
+    assert!(core::mem::offset_of!(Req, nr_pages) == abi::FR_GUP_REQ_NR_PAGES as usize);
+    assert!(core::mem::offset_of!(Req, flags) == abi::FR_GUP_REQ_FLAGS as usize);
+    assert!(core::mem::offset_of!(Req, pid) == abi::FR_GUP_REQ_PID as usize);
+    assert!(core::mem::offset_of!(Req, checksum) == abi::FR_GUP_REQ_CHECKSUM as usize);
+    assert!(core::mem::offset_of!(Req, done) == abi::FR_GUP_REQ_DONE as usize);
+};
 
 // SAFETY: `Req` is plain integers, with no padding; any bit pattern is valid.
 unsafe impl FromBytes for Req {}
