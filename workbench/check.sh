@@ -28,12 +28,21 @@ note "== assemble ($(at))"
 # What every boot must report: each test program of the guest (not the
 # benchmark), and its 32-bit build where the arch has one; on a Rust arch
 # also the kernel crate's doctests.
-programs=() compat_programs=()
-while read -r src dir _; do
+# Programs that report by their exit status alone (no KTAP) are marked so.
+programs=() compat_programs=() exit_only=()
+while read -r src rest; do
 	case "$src" in '' | '#'*) continue ;; esac
-	case "${dir:-tests}" in
-	tests) programs+=("$(basename "${src%.c}")") ;;
-	compat) compat_programs+=("$(basename "${src%.c}")-compat") ;;
+	dir=tests name=$(basename "${src%.c}")
+	for w in $rest; do
+		case "$w" in
+		tests | bench | compat) dir=$w ;;
+		as=*) name=${w#as=} ;;
+		exit-only) exit_only+=(--exit-only "$name") ;;
+		esac
+	done
+	case "$dir" in
+	tests) programs+=("$name") ;;
+	compat) compat_programs+=("$name-compat") ;;
 	esac
 done <"$WB/guest-tests"
 
@@ -66,8 +75,21 @@ for b in "${builds[@]}"; do
 		[ "$t" != "$B_ARCH-rust" ] && rm -f "$RESULTS/$t".host-*.tap
 		args=()
 		[ $built = 1 ] || args+=(--problem "build failed (logs: build/logs/$b/)")
-		# Expected skips: those of arches without Rust, and the target's own.
+		# Expected skips and failures: those of every target, of arches
+		# without Rust, of what the kernel's config lacks (no-<what>.txt),
+		# the arch's (every target of it) and the target's own.
+		args+=(--skips "$WB/xskip/all.txt")
 		[ $A_RUST = 1 ] || args+=(--skips "$WB/xskip/no-rust.txt")
+		for what in hugetlbfs:HUGETLBFS uffd-wp:HAVE_ARCH_USERFAULTFD_WP \
+			uffd-minor:HAVE_ARCH_USERFAULTFD_MINOR; do
+			grep -q "^CONFIG_${what#*:}=y" "$OUT/$b/.config" 2>/dev/null && continue
+			for l in xskip:--skips xfail:--xfail; do
+				[ -f "$WB/${l%%:*}/no-${what%%:*}.txt" ] &&
+					args+=("${l#*:}" "$WB/${l%%:*}/no-${what%%:*}.txt")
+			done
+		done
+		[ -f "$WB/xskip/arch-$T_ARCH.txt" ] && args+=(--skips "$WB/xskip/arch-$T_ARCH.txt")
+		[ -f "$WB/xfail/arch-$T_ARCH.txt" ] && args+=(--xfail "$WB/xfail/arch-$T_ARCH.txt")
 		[ -f "$WB/xskip/$t.txt" ] && args+=(--skips "$WB/xskip/$t.txt")
 		if [ $T_BOOT = 0 ]; then
 			# Built only: the build is the result.
@@ -79,10 +101,16 @@ for b in "${builds[@]}"; do
 			args+=(--build-only --expect build)
 		else
 			for p in "${programs[@]}"; do args+=(--expect "$p"); done
+			args+=("${exit_only[@]}")
 			if [ -n "$A_COMPAT_CC" ]; then
 				for p in "${compat_programs[@]}"; do args+=(--expect "$p"); done
 			fi
 			[ $A_RUST = 1 ] && args+=(--expect rust_doctests_kernel --loop "$T_LOOP")
+			# The Rust loop must give every test the result the C loop
+			# gave it, on the same kernel, when this run booted both.
+			case " ${targets[*]} " in
+			*" $T_ARCH "*) [ "$t" = "$T_ARCH-rust" ] && args+=(--same-as "$T_ARCH") ;;
+			esac
 			[ $host = 1 ] && [ "$t" = "$B_ARCH-rust" ] &&
 				args+=(--expect rust-compile-fail --expect lint)
 			if [ $built = 1 ] && ! "$WB/boot.sh" "$t"; then
@@ -100,15 +128,22 @@ if [ $show = 1 ]; then
 	done
 fi
 names=("${targets[@]}")
-# The whole run (no targets named) also checks the mailing-list series:
-# structure, threading, and checkpatch --strict on every patch.
+# The whole run (no targets named) also checks the judge itself (crafted
+# results and consoles with one hole each, which it must fail) and the
+# mailing-list series: structure, threading, and checkpatch --strict on
+# every patch.
 if [ $# -eq 0 ]; then
+	note "== judge self-test ($(at))"
+	names+=(judge)
+	rm -f "$RESULTS"/judge.*
+	python3 "$WB/ktap.py" selftest --tap "$RESULTS/judge.host-selftest.tap" || true
+	python3 "$WB/ktap.py" eval judge --build-only --expect judge || true
 	note "== series ($(at))"
 	names+=(series)
-	rm -f "$RESULTS/series.json" "$RESULTS/series.tap"
+	rm -f "$RESULTS"/series.*
 	step "mailing-list series, checkpatch --strict" "$LOGS/series/series.log" \
-		python3 "$WB/series.py" --tap "$RESULTS/series.tap" || true
-	python3 "$WB/ktap.py" eval series || true
+		python3 "$WB/series.py" --tap "$RESULTS/series.host-series.tap" || true
+	python3 "$WB/ktap.py" eval series --build-only || true
 fi
 
 rc=0
