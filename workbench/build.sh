@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# build.sh BUILD: configures and builds the kernel of the assembled tree in
-# build/out/BUILD (BUILD is <arch>, <arch>-debug or <arch>-bench), then the guest's static
-# programs (the /init runner and the tests) and the initramfs.
+# build.sh [--guest-only] BUILD: configures and builds the kernel of the
+# assembled tree in build/out/BUILD (BUILD is <arch>, <arch>-debug or
+# <arch>-bench), then the guest's static programs (the /init runner and the
+# tests) and the initramfs. --guest-only: the programs and the initramfs
+# alone, for a kernel built before.
 #
 # Config: tinyconfig + kernel/configs/fault-retry.config +
 # fault-retry-<arch>.config [+ fault-retry-rust.config on a Rust arch]
@@ -17,7 +19,9 @@
 # reads it).
 . "$(dirname "$0")/lib.sh"
 
-name=${1:?usage: build.sh BUILD (<arch>, <arch>-debug or <arch>-bench)}
+guest_only=0
+[ "${1:-}" = --guest-only ] && { guest_only=1; shift; }
+name=${1:?usage: build.sh [--guest-only] BUILD (<arch>, <arch>-debug or <arch>-bench)}
 build_parse "$name"
 arch=$B_ARCH
 out=$OUT/$name
@@ -132,40 +136,69 @@ link=(-static)
 compile_guest() {
 	local src dir bin stamp=$guest/.fr-cc
 	mkdir -p "$guest/tests" "$guest/bench"
-	# Another compiler or way of linking: make them all again.
-	if [ "$(cat "$stamp" 2>/dev/null)" != "${guest_cc[*]} ${link[*]}" ]; then
+	# Another compiler, way of linking or flags: make them all again.
+	local flags=(-O2 -g -Wall -pthread -U_FORTIFY_SOURCE -isystem "$hdr"
+		-isystem "$SRC/tools/include/uapi" -I "$guest" -I "$SRC/tools/testing/selftests"
+		-I "$SRC")
+	if [ "$(cat "$stamp" 2>/dev/null)" != "${guest_cc[*]} ${link[*]} ${flags[*]}" ]; then
 		rm -f "$guest/init" "$guest"/tests/* "$guest"/bench/*
-		echo "${guest_cc[*]} ${link[*]}" >"$stamp"
+		echo "${guest_cc[*]} ${link[*]} ${flags[*]}" >"$stamp"
 	fi
 	if [ ! "$guest/init" -nt "$WB/guest/init.c" ]; then
 		"${guest_cc[@]}" "${link[@]}" -Os -Wall -Wextra -o "$guest/init" "$WB/guest/init.c"
 	fi
+	# upstream's cow and gup_longterm include the local_config.h that
+	# their Makefile probes for; the guests have no liburing.
+	echo "// No liburing support found" >"$guest/local_config.h"
 	# The list in workbench/guest-tests is the list: drop others.
-	local want=() cc
-	while read -r src dir _; do
-		case "$src" in '' | '#'*) continue ;; esac
+	local want=() cc line src dir name srcs args w
+	while read -r line; do
+		case "$line" in '' | '#'*) continue ;; esac
+		src=${line%% *} dir=tests name= srcs=() args=()
+		for w in ${line#"$src"}; do
+			case "$w" in
+			tests | bench | compat) dir=$w ;;
+			with=*) IFS=, read -r -a w <<<"${w#with=}"
+				srcs+=("${w[@]}") ;;
+			as=*) name=${w#as=} ;;
+			args=*) IFS=, read -r -a args <<<"${w#args=}" ;;
+			exit-only) ;;
+			*) echo "workbench/guest-tests: $src: '$w' is not tests, bench, compat, with=, as=, args= or exit-only"
+				return 1 ;;
+			esac
+		done
+		# Compiled in the source's directory, with its name as __FILE__
+		# (gup_longterm makes a file named after it in its directory).
+		srcs=("$(basename "$src")" "${srcs[@]}")
 		cc=("${guest_cc[@]}")
-		bin=$guest/${dir:=tests}/$(basename "${src%.c}")
-		case "$dir" in
-		tests | bench) ;;
-		compat)
+		bin=$guest/$dir/${name:-$(basename "${src%.c}")}
+		if [ "$dir" = compat ]; then
 			# A 32-bit build, in /tests, where the arch has 32-bit processes.
 			[ -n "$A_COMPAT_CC" ] || continue
 			cc=("$A_COMPAT_CC")
-			bin=$guest/tests/$(basename "${src%.c}")-compat ;;
-		*)
-			echo "workbench/guest-tests: $src: directory '$dir' is not tests, bench or compat"
-			return 1 ;;
-		esac
-		[ -f "$SRC/$src" ] || { echo "workbench/guest-tests: $src not in the tree"; return 1; }
+			bin=$guest/tests/${name:-$(basename "${src%.c}")}-compat
+		fi
+		for w in "${srcs[@]}"; do
+			[ -f "$SRC/$(dirname "$src")/$w" ] ||
+				{ echo "workbench/guest-tests: $(dirname "$src")/$w not in the tree"; return 1; }
+		done
 		want+=("$(basename "$(dirname "$bin")")/$(basename "$bin")")
-		if [ ! "$bin" -nt "$SRC/$src" ] || [ "$hdr" -nt "$bin" ]; then
-			"${cc[@]}" "${link[@]}" -O2 -g -Wall -pthread -isystem "$hdr" \
-				-I "$SRC/tools/testing/selftests" -o "$bin" "$SRC/$src"
+		if [ ${#args[@]} -gt 0 ]; then
+			want+=("$(basename "$(dirname "$bin")")/$(basename "$bin").args")
+			printf '%s\n' "${args[@]}" >"$bin.args.tmp"
+			cmp -s "$bin.args.tmp" "$bin.args" || mv "$bin.args.tmp" "$bin.args"
+			rm -f "$bin.args.tmp"
+		fi
+		if [ ! -e "$bin" ] || [ "$hdr" -nt "$bin" ] || [ -n "$(find \
+			"${srcs[@]/#/$SRC/$(dirname "$src")/}" "$SRC/$(dirname "$src")"/*.h \
+			"$SRC/samples/rust/rust_fault_gup.h" -newer "$bin" 2>/dev/null)" ]; then
+			(cd "$SRC/$(dirname "$src")" &&
+				"${cc[@]}" "${link[@]}" "${flags[@]}" -o "$bin" "${srcs[@]}" -lrt -lm)
 		fi
 	done <"$WB/guest-tests"
 	for bin in "$guest"/tests/* "$guest"/bench/*; do
 		[ -e "$bin" ] || continue
+		case "$bin" in *.tmp) continue ;; esac
 		case " ${want[*]} " in
 		*" $(basename "$(dirname "$bin")")/$(basename "$bin") "*) ;;
 		*) rm -f "$bin" ;;
@@ -199,6 +232,12 @@ make_initramfs() {
 	local list=$guest/initramfs.list f libs=
 	if [ -n "$A_LIBS" ]; then
 		libs=$(libraries "$guest/init" "$guest"/tests/* "$guest"/bench/*)
+		# glibc loads libgcc_s with dlopen() to unwind a cancelled
+		# thread (uffd-stress cancels its threads).
+		if [ -e "$A_LIBS/libgcc_s.so.1" ]; then
+			libs=$(printf '%s\n/lib/libgcc_s.so.1 %s' "$libs" \
+				"$(readlink -f "$A_LIBS/libgcc_s.so.1")")
+		fi
 	fi
 	{
 		echo "dir /dev 0755 0 0"
@@ -224,8 +263,12 @@ make_initramfs() {
 
 note "build $name"
 mkdir -p "$out"
-step "configure ($name)" "$log/config.log" configure
-step "kernel ($name)" "$log/kernel.log" compile_kernel
+if [ $guest_only = 0 ]; then
+	step "configure ($name)" "$log/config.log" configure
+	step "kernel ($name)" "$log/kernel.log" compile_kernel
+else
+	[ -x "$out/usr/gen_init_cpio" ] || die "$name: no kernel built yet: build.sh $name first"
+fi
 if [ ${#guest_cc[@]} -gt 0 ]; then
 	step "guest programs ($name)" "$log/guest.log" compile_guest
 fi
