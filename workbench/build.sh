@@ -140,6 +140,9 @@ compile_guest() {
 	local flags=(-O2 -g -Wall -pthread -U_FORTIFY_SOURCE -isystem "$hdr"
 		-isystem "$SRC/tools/include/uapi" -I "$guest" -I "$SRC/tools/testing/selftests"
 		-I "$SRC")
+	# musl has no __fsword_t, glibc's type of statfs.f_type, which
+	# upstream's gup_longterm uses.
+	case $A_CC in zig:*) flags+=(-D__fsword_t=long) ;; esac
 	if [ "$(cat "$stamp" 2>/dev/null)" != "${guest_cc[*]} ${link[*]} ${flags[*]}" ]; then
 		rm -f "$guest/init" "$guest"/tests/* "$guest"/bench/*
 		echo "${guest_cc[*]} ${link[*]} ${flags[*]}" >"$stamp"

@@ -88,8 +88,13 @@ for b in "${builds[@]}"; do
 					args+=("${l#*:}" "$WB/${l%%:*}/no-${what%%:*}.txt")
 			done
 		done
-		[ -f "$WB/xskip/arch-$T_ARCH.txt" ] && args+=(--skips "$WB/xskip/arch-$T_ARCH.txt")
-		[ -f "$WB/xfail/arch-$T_ARCH.txt" ] && args+=(--xfail "$WB/xfail/arch-$T_ARCH.txt")
+		# arch-<arch>.txt: every target of the arch; kernel-<ARCH>.txt:
+		# every arch built from the kernel's arch/<ARCH> (mips and mips64el),
+		# for what its fault handler does.
+		for l in "arch-$T_ARCH" "kernel-$A_KARCH"; do
+			[ -f "$WB/xskip/$l.txt" ] && args+=(--skips "$WB/xskip/$l.txt")
+			[ -f "$WB/xfail/$l.txt" ] && args+=(--xfail "$WB/xfail/$l.txt")
+		done
 		[ -f "$WB/xskip/$t.txt" ] && args+=(--skips "$WB/xskip/$t.txt")
 		if [ $T_BOOT = 0 ]; then
 			# Built only: the build is the result.
