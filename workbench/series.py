@@ -343,7 +343,7 @@ def tested_section(tree):
         lo = min(icount, key=lambda r: r["ratio"])
         hi = max(icount, key=lambda r: r["ratio"])
         out.append("\n" + wrap(
-            "Rust/C is between %.4f (%s %s) and %.4f (%s %s): with patches 21-27 "
+            "Rust/C is between %.4f (%s %s) and %.4f (%s %s): "
             "the C helpers are inlined into Rust and the loop is compiled into the "
             "arch's fault handler, where LLVM inlines it. The requirement of the "
             "series is at most %.3f on x86_64 and arm64; %s."
@@ -375,16 +375,30 @@ def bisect_line(key):
             "(make series-bisect: %s)." % last)
 
 
+# "@#<subject>@" in the cover letter or a note: the number of the patch
+# whose subject starts with <subject> (exactly one must).
+PATCH_REF = re.compile(r"@#([^@\n]+)@")
+
+
+def patch_number(commits, prefix):
+    found = [n for n, c in enumerate(commits, 1) if c.subject.startswith(prefix)]
+    if len(found) != 1:
+        die("cover letter: '@#%s@' matches %d patches, not one" % (prefix, len(found)))
+    return found[0]
+
+
 def cover_text(cover, changelog, commits, tree):
     notes = []
     for n, c in enumerate(commits, 1):
         if c.note:
-            notes.append(wrap("Patch %d: %s" % (n, c.note), "  "))
+            note = PATCH_REF.sub(lambda m: str(patch_number(commits, m.group(1))), c.note)
+            notes.append(wrap("Patch %d: %s" % (n, note), "  "))
     text = cover["body"]
     text = text.replace("@NOTES@", "\n\n".join(notes))
     key = hashlib.sha256(git("log", "--format=%T", "base.." + BRANCH).encode()).hexdigest()
     text = text.replace("@TESTED@", tested_section(tree) + "\n\n" + wrap(bisect_line(key), ""))
     text = text.replace("@CHANGELOG@", changelog)
+    text = PATCH_REF.sub(lambda m: str(patch_number(commits, m.group(1))), text)
     if "@" in re.sub(r"\S+@\S+", "", text):
         die("cover letter: a placeholder was not filled")
     return text + "\n\n" + wrap(
