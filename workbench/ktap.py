@@ -53,6 +53,10 @@ XFAIL_DIR = os.path.join(WB, "xfail")
 
 RESULT_RE = re.compile(r"^(ok|not ok) (\d+)(?: -)?\s*(.*?)(?:\s+#\s*(.*))?$")
 PLAN_RE = re.compile(r"^1\.\.(\d+)")
+# A failed test's last diagnostic lines go with its FAIL line, without the
+# harness's own markers (RUN, OK, FAIL).
+HARNESS_DIAG_RE = re.compile(r"^#\s+(RUN|OK|FAIL)\s")
+DIAG_LINES = 4
 
 # Kernel reports that fail a boot wherever they appear in the console log,
 # at the start of a line or spliced into test output: (what, pattern).
@@ -93,6 +97,7 @@ class Node:
         self.ok, self.num, self.desc, self.directive = ok, num, desc, directive
         self.children = []
         self.plan = None
+        self.diag = []
 
 
 def check_numbers(nodes, where, problems):
@@ -110,11 +115,15 @@ def parse(lines):
     of order."""
     pending = {}  # depth -> results seen at that depth, not yet adopted
     plans = {}  # depth -> plan of the document being read at that depth
+    diags = {}  # depth -> diagnostic lines since its last result
     problems = []
     for raw in lines:
         line = raw.rstrip("\n")
         stripped = line.lstrip(" ")
         depth = len(line) - len(stripped)
+        if stripped.startswith("#") and not HARNESS_DIAG_RE.match(stripped):
+            diags.setdefault(depth, []).append(stripped)
+            continue
         m = PLAN_RE.match(stripped)
         if m:
             plans[depth] = int(m.group(1))
@@ -125,6 +134,7 @@ def parse(lines):
             continue
         node = Node(m.group(1) == "ok", int(m.group(2)), m.group(3).strip(),
                     (m.group(4) or "").strip())
+        node.diag = diags.pop(depth, [])[-DIAG_LINES:]
         deeper = sorted(d for d in pending if d > depth)
         if deeper:
             node.children = pending[deeper[0]]
@@ -145,8 +155,8 @@ def is_skip(n):
 
 
 def leaves(nodes, prefix=""):
-    """Yields (id, status, detail) for every test; status is pass, fail or
-    skip. A parent whose results are missing is itself reported; so is
+    """Yields (id, status, detail, diag) for every test; status is pass,
+    fail or skip, diag the last diagnostic lines before its result. A parent whose results are missing is itself reported; so is
     one whose own result does not follow from its tests' (exit). Among
     tests of the same name, the id has the number: "prog/#3 name"."""
     # Where names repeat (upstream's cow says "Should have worked" for
@@ -158,21 +168,21 @@ def leaves(nodes, prefix=""):
             yield from leaves(n.children, path + "/")
             if n.plan is not None and len(n.children) != n.plan:
                 yield (path + "/(missing results)", "fail",
-                       "%d of %d results" % (len(n.children), n.plan))
+                       "%d of %d results" % (len(n.children), n.plan), [])
             failed = any(not c.ok and not is_skip(c) for c in n.children)
             if n.ok and failed and not is_skip(n):
-                yield path + "/(exit)", "fail", "ok although a test failed"
+                yield path + "/(exit)", "fail", "ok although a test failed", []
             elif n.ok and is_skip(n) and not all(is_skip(c) for c in n.children):
-                yield path + "/(exit)", "fail", "SKIP although tests ran"
+                yield path + "/(exit)", "fail", "SKIP although tests ran", []
             elif not n.ok and not is_skip(n) and not (
                     failed and n.directive in (FAILED_EXIT, "")):
-                yield path + "/(exit)", "fail", n.directive or "not ok"
+                yield path + "/(exit)", "fail", n.directive or "not ok", n.diag
         elif is_skip(n):
-            yield path, "skip", n.directive
+            yield path, "skip", n.directive, []
         elif n.ok:
-            yield path, "pass", ""
+            yield path, "pass", "", []
         else:
-            yield path, "fail", n.directive
+            yield path, "fail", n.directive, n.diag
 
 
 def read_xfail(name, xfail_dir=None):
@@ -333,7 +343,7 @@ def statuses(path):
     """{test id: status} of the guest programs of a KTAP file."""
     with open(path, errors="replace") as f:
         _, top, _ = parse(to_ktap(f))
-    return {tid: status for tid, status, _ in leaves(top)}
+    return {tid: status for tid, status, _, _ in leaves(top)}
 
 
 def compare(res, tap, other, xfail_dir=None):
@@ -363,7 +373,7 @@ def evaluate(name, problems, expect, skip_files=(), loop=None, build_only=False,
     tap = os.path.join(RESULTS, name + ".tap")
     hosts = sorted(glob.glob(os.path.join(RESULTS, glob.escape(name) + ".host-*.tap")))
     res = {"name": name, "pass": 0, "fail": [], "xfail": [], "xpass": [],
-           "skip": [], "problems": list(problems), "stale_xfail": []}
+           "skip": [], "problems": list(problems), "stale_xfail": [], "diag": {}}
     xfail = read_xfail(name, xfail_dir)
     for path in xfail_files:
         xfail.update(read_list(path))
@@ -388,7 +398,7 @@ def evaluate(name, problems, expect, skip_files=(), loop=None, build_only=False,
                 res["problems"].append("no result for %s" % prog)
         for node in guest:
             check_program(node.desc, node, res, manifest_dir, exit_only, xfail)
-        for tid, status, detail in leaves(top):
+        for tid, status, detail, diag in leaves(top):
             pat = next((p for p in xfail if fnmatch.fnmatchcase(tid, p)), None)
             if pat:
                 used.add(pat)
@@ -408,6 +418,7 @@ def evaluate(name, problems, expect, skip_files=(), loop=None, build_only=False,
                 res["xfail"].append([tid, xfail[pat]])
             else:
                 res["fail"].append([tid, detail])
+                res["diag"][tid] = diag
     elif not problems:
         res["problems"].append("no results (%s is missing or empty)" % tap)
     seen = set()
@@ -438,6 +449,8 @@ def n_failed(r):
 def print_failures(r):
     for tid, detail in r["fail"]:
         print("  FAIL  %s: %s%s" % (r["name"], tid, " # " + detail if detail else ""))
+        for line in r.get("diag", {}).get(tid, []):
+            print("          | %s" % line)
     for tid, reason in r["xpass"]:
         print("  XPASS %s: %s (listed as expected to fail: %s)" % (r["name"], tid, reason))
     for p in r["problems"]:
@@ -504,7 +517,7 @@ def show(name):
     for prog in top:
         if not prog.children or prog.desc.startswith("rust_doctests"):
             continue
-        for tid, status, detail in leaves([prog]):
+        for tid, status, detail, _ in leaves([prog]):
             if status == "fail" and any(fnmatch.fnmatchcase(tid, p) for p in xfail):
                 status = "xfail"
             print("  %-6s %s%s" % (status, tid, " # " + detail if detail else ""))
