@@ -54,8 +54,8 @@ XFAIL_DIR = os.path.join(WB, "xfail")
 RESULT_RE = re.compile(r"^(ok|not ok) (\d+)(?: -)?\s*(.*?)(?:\s+#\s*(.*))?$")
 PLAN_RE = re.compile(r"^1\.\.(\d+)")
 # A failed test's last diagnostic lines go with its FAIL line, without the
-# harness's own markers (RUN, OK, FAIL).
-HARNESS_DIAG_RE = re.compile(r"^#\s+(RUN|OK|FAIL)\s")
+# harness's own markers (RUN, OK, FAIL) and the guest's ("fr-guest:").
+HARNESS_DIAG_RE = re.compile(r"^#\s+(RUN|OK|FAIL)\s|^# fr-guest:")
 DIAG_LINES = 4
 
 # Kernel reports that fail a boot wherever they appear in the console log,
