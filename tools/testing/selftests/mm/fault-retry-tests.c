@@ -1439,8 +1439,9 @@ static void *forker_thread(void *arg)
 }
 
 /*
- * A thread waits in a fault while another forks: the fork neither wakes
- * nor breaks the waiting fault, which completes once resolved; the child
+ * A thread waits in a fault while another forks: the fork does not break
+ * the waiting fault, which reports no other page and completes once
+ * resolved (it may report its own page again if it retried); the child
  * sees what its registration says. Without UFFD_FEATURE_EVENT_FORK the
  * child's copy of the range is not registered: it reads zeros. With it,
  * the child's range waits on a userfaultfd of its own.
@@ -1450,7 +1451,7 @@ static void fault_survives_fork(struct __test_metadata *_metadata,
 {
 	struct reader r = { self->m.area, self->m.len, self->m.copy };
 	struct forker f = { self->m.area, -1 };
-	int child_uffd = -1, status;
+	int child_uffd = -1, status, ret;
 	struct uffd_msg msg;
 	pthread_t t, ft;
 
@@ -1479,8 +1480,19 @@ static void fault_survives_fork(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, wait_within(f.pid, &status, 0, WAIT_MS));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(event_fork ? 0 : 1, WEXITSTATUS(status));
-	/* The parent's fault still waits, and only for its own resolution. */
-	ASSERT_EQ(-ETIMEDOUT, uffd_read_msg(self->m.uffd, &msg, 100));
+	/*
+	 * The parent's fault still waits, and only for its own resolution.
+	 * A fault that was woken and retried reports its page again (seen
+	 * about once in 25 runs on mips and um, whose loops hold the mmap
+	 * lock); a few such reports are allowed, nothing else is.
+	 */
+	for (int dup = 0; (ret = uffd_read_msg(self->m.uffd, &msg, 100)) == 0; dup++) {
+		ASSERT_EQ((unsigned long)self->m.area, msg_page(&msg))
+			TH_LOG("a fault at %#llx, not at the waiting one",
+			       (unsigned long long)msg.arg.pagefault.address);
+		ASSERT_LT(dup, 3) TH_LOG("the waiting fault keeps retrying");
+	}
+	ASSERT_EQ(-ETIMEDOUT, ret);
 	ASSERT_EQ(0, uffd_copy(self->m.uffd, (unsigned long)self->m.area, self->m.src,
 			       self->m.len));
 	ASSERT_EQ(0, join_within(t, WAIT_MS));
