@@ -358,27 +358,29 @@ impl<'a> MmapReadGuard<'a> {
         }
     }
 
-    /// Gives up the guard without releasing the lock, for a C function that releases it.
+    /// Gives up the guard without releasing the lock, for a C function that releases it, or
+    /// to hand the lock back to the C code that owned it before [`MmapReadGuard::from_locked`].
     ///
     /// # Safety
     ///
     /// The caller must make sure that the lock is released (or its ownership taken over)
     /// by someone else.
     #[inline]
-    pub(crate) unsafe fn into_raw(self) -> &'a MmWithUser {
+    pub unsafe fn into_raw(self) -> &'a MmWithUser {
         let mm = self.mm;
         core::mem::forget(self);
         mm
     }
 
-    /// Re-creates a guard for a lock that the caller owns.
+    /// Creates a guard for a lock that the caller owns.
     ///
     /// # Safety
     ///
     /// The caller must own the mmap read lock of `mm` (for example a C function returned with
-    /// it held) and transfers that ownership to the guard.
+    /// it held, or called Rust code with it held and hands it over for the call) and transfers
+    /// that ownership to the guard.
     #[inline]
-    pub(crate) unsafe fn from_locked(mm: &'a MmWithUser) -> Self {
+    pub unsafe fn from_locked(mm: &'a MmWithUser) -> Self {
         // INVARIANT: The caller transfers the ownership of the read lock.
         MmapReadGuard {
             mm,

@@ -534,6 +534,58 @@ impl<'a> LockedVma<'a> {
         }
     }
 
+    /// Looks up the first VMA that intersects `[start, end)` (`find_vma_intersection()`) under
+    /// the mmap read lock `guard`.
+    ///
+    /// On failure the guard is handed back, still locked.
+    #[inline]
+    pub fn find_intersection(
+        guard: MmapReadGuard<'a>,
+        start: usize,
+        end: usize,
+    ) -> core::result::Result<Self, MmapReadGuard<'a>> {
+        // SAFETY: The address space has users and `guard` holds its mmap read lock, which the
+        // lookup needs; any range is accepted (an empty or inverted one finds nothing).
+        let vma = unsafe { bindings::find_vma_intersection(guard.mm().as_raw(), start, end) };
+        // SAFETY: `vma` is null or was just found under `guard`.
+        unsafe { Self::from_guard(guard, vma) }
+    }
+
+    /// Takes the VMA `vma`, found by C code under the mmap read lock `guard`.
+    ///
+    /// If `vma` is null, the guard is handed back, still locked.
+    ///
+    /// # Safety
+    ///
+    /// If `vma` is not null, it is a VMA of the address space of `guard`, looked up under the
+    /// lock that `guard` holds.
+    #[inline]
+    pub unsafe fn from_guard(
+        guard: MmapReadGuard<'a>,
+        vma: *mut bindings::vm_area_struct,
+    ) -> core::result::Result<Self, MmapReadGuard<'a>> {
+        match NonNull::new(vma.cast::<VmaRef>()) {
+            // INVARIANT: The caller guarantees that `vma` was found under `guard`.
+            Some(vma) => Ok(LockedVma(Lock::Mmap { guard, vma })),
+            None => Err(guard),
+        }
+    }
+
+    /// Gives up the VMA and keeps the mmap read lock, to look up another VMA under it.
+    ///
+    /// For the per-VMA lock there is no mmap read lock to keep: it is released and `None`
+    /// returned. Does not sleep.
+    #[inline]
+    pub fn into_mmap_guard(self) -> Option<MmapReadGuard<'a>> {
+        match self.0 {
+            Lock::Mmap { guard, .. } => Some(guard),
+            Lock::Vma(guard) => {
+                drop(guard);
+                None
+            }
+        }
+    }
+
     /// Takes a per-VMA read lock, as returned by [`MmWithUser::lock_vma_under_rcu`].
     #[inline]
     pub fn from_vma_guard(guard: VmaReadGuard<'a>) -> Self {

@@ -30,6 +30,9 @@ use crate::{
     page::{PAGE_MASK, PAGE_SIZE},
 };
 
+#[cfg(CONFIG_RUST_GUP_LOOP)]
+use crate::mm::fault::LockedVma;
+
 /// The most pages one call takes, so that the page array stays a modest allocation.
 pub const MAX_PAGES: usize = 1 << 16;
 
@@ -553,5 +556,251 @@ pub fn fixup_user_fault(
     match to_result(ret) {
         Ok(()) => Ok(relock),
         Err(error) => Err(FixupError { error, relock }),
+    }
+}
+
+/// `gup_signal_pending()`: must a GUP retry loop stop before it retries, and fail with
+/// `EINTR` if it has done no page?
+///
+/// Yes if a fatal signal is pending, or, with `FOLL_INTERRUPTIBLE` in `gup_flags`, any signal.
+/// Needs no lock; does not sleep.
+#[inline]
+pub fn gup_signal_pending(gup_flags: u32) -> bool {
+    // SAFETY: `get_current()` returns the running task, which is valid.
+    let current = unsafe { bindings::get_current() };
+    // SAFETY: `current` is the running task.
+    if unsafe { bindings::fatal_signal_pending(current) } != 0 {
+        return true;
+    }
+    if gup_flags & bindings::FOLL_INTERRUPTIBLE == 0 {
+        return false;
+    }
+    // SAFETY: `current` is the running task.
+    unsafe { bindings::signal_pending(current) != 0 }
+}
+
+/// What a step of a GUP retry loop did with the mmap read lock it was given: the outcome of
+/// [`GupWalk::walk`], [`GupWalk::walk_tried`] and [`populate_vma_page_range`].
+#[cfg(CONFIG_RUST_GUP_LOOP)]
+#[must_use = "a `Held` outcome holds the lock until it is dropped"]
+pub enum StepOutcome<L> {
+    /// The step kept the lock, handed back in `L`, and returned the value: see each step.
+    Held(L, isize),
+    /// The step released the lock, to let a fault wait (`VM_FAULT_RETRY`) or because one
+    /// completed without it (`VM_FAULT_COMPLETED`), after the given number of pages; every VMA
+    /// may be gone.
+    Released(usize),
+}
+
+/// The rest of a GUP request: the pages that the page walk (`__get_user_pages()`) still has to
+/// do, from [`GupWalk::start`] on, and where their entries go. For the retry loop of
+/// `__get_user_pages_locked()` (`CONFIG_RUST_GUP_LOOP`), which gets the request from C.
+///
+/// Each walk moves the request on by the pages it did, whether it kept the lock or not, so
+/// that a retry starts at the page that asked for it.
+///
+/// # Invariants
+///
+/// `pages` is null, or valid for writes of `nr_pages` entries; `gup_flags` are the `FOLL_*`
+/// flags of a GUP entry point as `__get_user_pages_locked()` passes them on (checked by
+/// `is_valid_gup_args()` or set by mm code; `FOLL_GET` or `FOLL_PIN` if `pages` is not null).
+#[cfg(CONFIG_RUST_GUP_LOOP)]
+pub struct GupWalk {
+    start: usize,
+    nr_pages: usize,
+    pages: *mut *mut bindings::page,
+    gup_flags: u32,
+}
+
+#[cfg(CONFIG_RUST_GUP_LOOP)]
+impl GupWalk {
+    /// A request for `nr_pages` pages from `start`, with their entries going to `pages`.
+    ///
+    /// # Safety
+    ///
+    /// `pages` must be null, or valid for writes of `nr_pages` entries while the value lives;
+    /// `gup_flags` must be as `__get_user_pages_locked()` passes them to `__get_user_pages()`
+    /// (the flags of a GUP entry point, with `FOLL_GET` or `FOLL_PIN` if `pages` is not null).
+    #[inline]
+    pub unsafe fn new(
+        start: usize,
+        nr_pages: usize,
+        pages: *mut *mut bindings::page,
+        gup_flags: u32,
+    ) -> Self {
+        // INVARIANT: As the caller guarantees.
+        GupWalk {
+            start,
+            nr_pages,
+            pages,
+            gup_flags,
+        }
+    }
+
+    /// The first address still to do.
+    #[inline]
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// How many pages are still to do.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.nr_pages
+    }
+
+    /// Walks the pages still to do under `lock`.
+    ///
+    /// [`StepOutcome::Held`]: the walk kept the lock, handed back, and returned the pages it did
+    /// (possibly fewer than asked for: with `FOLL_NOWAIT`, 0 where a fault would wait) or, if it
+    /// did none, the error of the first page. [`StepOutcome::Released`]: the walk released the
+    /// lock (only with `FOLL_UNLOCKABLE`), after the pages given, fewer than asked for. May
+    /// sleep.
+    ///
+    /// # Examples
+    ///
+    /// The lock given to a walk cannot be released again: a walk that kept it hands it back in
+    /// its outcome.
+    ///
+    /// ```ignore
+    /// // compile_fail: E0382 CONFIG_RUST_GUP_LOOP
+    /// use kernel::mm::{gup::GupWalk, MmapReadGuard};
+    /// fn f(walk: &mut GupWalk, lock: MmapReadGuard<'_>) {
+    ///     let _ = walk.walk(lock);
+    ///     drop(lock);
+    /// }
+    /// ```
+    #[inline]
+    pub fn walk<'a>(&mut self, lock: MmapReadGuard<'a>) -> StepOutcome<MmapReadGuard<'a>> {
+        self.step(lock, self.nr_pages, false)
+    }
+
+    /// Walks the first page still to do under `lock`, with `FOLL_TRIED`: the retry of a fault
+    /// that returned `VM_FAULT_RETRY`. The outcome is as for [`GupWalk::walk`], for one page.
+    /// May sleep.
+    #[inline]
+    pub fn walk_tried<'a>(&mut self, lock: MmapReadGuard<'a>) -> StepOutcome<MmapReadGuard<'a>> {
+        self.step(lock, self.nr_pages.min(1), true)
+    }
+
+    #[inline(always)]
+    fn step<'a>(
+        &mut self,
+        lock: MmapReadGuard<'a>,
+        nr_pages: usize,
+        tried: bool,
+    ) -> StepOutcome<MmapReadGuard<'a>> {
+        // SAFETY: The walk may release the lock, and says so in `locked`; a guard owns the lock
+        // again below only if `locked` says that it is held.
+        let mm = unsafe { lock.into_raw() };
+        let mut locked: crate::ffi::c_int = 1;
+        // SAFETY: `mm` has users and is read-locked, as `locked == 1` tells the walk; `pages` is
+        // null or has room for `self.nr_pages >= nr_pages` entries, and the flags are as the
+        // walk takes them (type invariants).
+        let ret = unsafe {
+            bindings::gup_loop_walk(
+                mm.as_raw(),
+                self.start,
+                nr_pages,
+                self.gup_flags,
+                tried,
+                self.pages,
+                &mut locked,
+            )
+        };
+        // The walk did `ret` pages if it returned a count: move on by them. It never does more
+        // than asked for; `min()` makes that plain to the compiler.
+        let done = if ret > 0 {
+            (ret as usize).min(nr_pages)
+        } else {
+            0
+        };
+        // INVARIANT: `done <= nr_pages <= self.nr_pages`: what is left of the array still has
+        // room for what is left of the request.
+        self.nr_pages -= done;
+        // The walk itself computes these addresses, as C would; they do not overflow, as GUP's
+        // entry points check the range, and the wrapping forms keep overflow checks out.
+        self.start = self.start.wrapping_add(done.wrapping_mul(PAGE_SIZE));
+        if !self.pages.is_null() {
+            self.pages = self.pages.wrapping_add(done);
+        }
+        if locked == 0 {
+            return StepOutcome::Released(done);
+        }
+        // SAFETY: The walk returned with the lock held (`locked != 0`), which we owned before
+        // the call: the guard takes it over.
+        StepOutcome::Held(unsafe { MmapReadGuard::from_locked(mm) }, ret as isize)
+    }
+}
+
+/// `populate_vma_page_range()`: faults in the pages of `[start, end)` of the VMA that `lock`
+/// holds, as `mlock()` and `MAP_POPULATE` do (reads, or writes that break COW in a private
+/// writable mapping; the pages are mlocked if the VMA is `VM_LOCKED`). For built-in code: the C
+/// function is not exported.
+///
+/// The fault may release the lock to wait ([`StepOutcome::Released`], with the pages done
+/// before, fewer than asked for). Otherwise the lock is handed back in
+/// [`StepOutcome::Held`], with the pages done or an error: `EFAULT` for a `PROT_NONE` VMA,
+/// `ENOMEM`, `EINTR` for a fatal signal, and the other errors of GUP.
+///
+/// Refused with `EINVAL`, before anything is done and with the lock handed back, is what the C
+/// function would report as a bug: the per-VMA lock (it needs the mmap lock), a range that is
+/// not page aligned, empty, or not inside the VMA. May sleep.
+///
+/// # Examples
+///
+/// No VMA can be used after the call, which may have released the lock:
+///
+/// ```ignore
+/// // compile_fail: E0505 CONFIG_RUST_GUP_LOOP
+/// use kernel::mm::{fault::LockedVma, gup::populate_vma_page_range};
+/// fn f(lock: LockedVma<'_>) -> usize {
+///     let vma = lock.vma();
+///     let _ = populate_vma_page_range(lock, 0, 4096);
+///     vma.end()
+/// }
+/// ```
+#[cfg(CONFIG_RUST_GUP_LOOP)]
+#[inline]
+pub fn populate_vma_page_range<'a>(
+    lock: LockedVma<'a>,
+    start: usize,
+    end: usize,
+) -> StepOutcome<LockedVma<'a>> {
+    let vma = lock.vma();
+    if lock.is_vma_lock()
+        || start & !PAGE_MASK != 0
+        || end & !PAGE_MASK != 0
+        || start >= end
+        || start < vma.start()
+        || end > vma.end()
+    {
+        return StepOutcome::Held(lock, EINVAL.to_errno() as isize);
+    }
+    // SAFETY: The function releases the lock or keeps it, as `locked` says; a `LockedVma`
+    // owns it again below only if it is kept.
+    let (vma, mm) = unsafe { lock.into_raw() };
+    let mut locked: crate::ffi::c_int = 1;
+    // SAFETY: `vma` is valid and its address space's mmap read lock is held (`mm` is not null:
+    // not the per-VMA lock, just checked), as `locked == 1` tells the function; the range is
+    // page aligned, not empty and inside the VMA (checked).
+    let ret = unsafe { bindings::populate_vma_page_range(vma, start, end, &mut locked) };
+    if locked == 0 {
+        let nr_pages = (end - start) / PAGE_SIZE;
+        return StepOutcome::Released((ret.max(0) as usize).min(nr_pages));
+    }
+    // SAFETY: `mm` is the address space of `vma` (see `into_raw()`), which has users while
+    // the caller's `lock` lifetime lasts.
+    let mm = unsafe { MmWithUser::from_raw(mm) };
+    // SAFETY: The function returned with the lock held, which we owned before the call.
+    let guard = unsafe { MmapReadGuard::from_locked(mm) };
+    // SAFETY: `vma` was found under this lock, which was held throughout.
+    match unsafe { LockedVma::from_guard(guard, vma) } {
+        Ok(lock) => StepOutcome::Held(lock, ret as isize),
+        // Not reached: `vma` is not null.
+        Err(guard) => {
+            drop(guard);
+            StepOutcome::Released(0)
+        }
     }
 }
