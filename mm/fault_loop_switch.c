@@ -4,6 +4,9 @@
  * ARCH_HAS_RUST_FAULT_LOOP: rust_fault_loop() (mm/fault_loop.rs), or the
  * arch's C loop with the rust_fault_loop=off boot parameter. See
  * include/linux/fault_loop.h.
+ *
+ * With CONFIG_RUST_GUP_LOOP the same choice selects GUP's retry loops:
+ * mm/gup_loop.rs, or those of mm/gup.c (include/linux/gup_loop.h).
  */
 
 #define pr_fmt(fmt) "fault_loop: " fmt
@@ -36,6 +39,9 @@ static int __init rust_fault_loop_report(void)
 {
 	pr_info("user page faults run the %s loop\n",
 		rust_fault_loop_enabled() ? "Rust" : "C");
+	if (IS_ENABLED(CONFIG_RUST_GUP_LOOP))
+		pr_info("GUP retries in the %s loop\n",
+			rust_fault_loop_enabled() ? "Rust" : "C");
 	return 0;
 }
 late_initcall(rust_fault_loop_report);

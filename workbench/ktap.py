@@ -215,9 +215,11 @@ def read_manifest(prog, manifest_dir=None):
         return [l.strip() for l in f if l.strip() and not l.startswith("#")]
 
 
-# What mm/fault_loop_switch.c prints at boot.
-LOOP_LINE = {"rust": "fault_loop: user page faults run the Rust loop",
-             "c": "fault_loop: user page faults run the C loop"}
+# What mm/fault_loop_switch.c prints at boot: which fault loop and which GUP
+# retry loops run.
+LOOP_LINES = {loop: ["fault_loop: user page faults run the %s loop" % name,
+                     "fault_loop: GUP retries in the %s loop" % name]
+              for loop, name in (("rust", "Rust"), ("c", "C"))}
 
 
 def console_lines(name):
@@ -433,9 +435,10 @@ def evaluate(name, problems, expect, skip_files=(), loop=None, build_only=False,
                              expected_reports[pat]])
     if same_as and not build_only:
         compare(res, tap, same_as, xfail_dir)
-    if loop and not build_only and not any(
-            line.endswith(LOOP_LINE[loop]) for line in console_lines(name)):
-        res["problems"].append("the console does not say '%s'" % LOOP_LINE[loop])
+    if loop and not build_only:
+        for want in LOOP_LINES[loop]:
+            if not any(line.endswith(want) for line in console_lines(name)):
+                res["problems"].append("the console does not say '%s'" % want)
     res["stale_xfail"] = sorted(set(xfail) - used) if res["pass"] else []
     with open(os.path.join(RESULTS, name + ".json"), "w") as f:
         json.dump(res, f, indent=1)
@@ -536,7 +539,8 @@ GOOD_TAP = """KTAP version 1
     ok 2 a.y
 ok 1 prog
 """
-GOOD_CONSOLE = "[    0.1] fault_loop: user page faults run the C loop\n"
+GOOD_CONSOLE = ("[    0.1] fault_loop: user page faults run the C loop\n"
+                "[    0.1] fault_loop: GUP retries in the C loop\n")
 SELFTEST = [
     ("good", GOOD_TAP, GOOD_CONSOLE, {}, "", None),
     ("program without results", "KTAP version 1\n1..1\nok 1 prog\n",
@@ -579,6 +583,8 @@ SELFTEST = [
     ("no KTAP at all", "", GOOD_CONSOLE, {}, "", "no results"),
     ("wrong loop", GOOD_TAP, GOOD_CONSOLE, {"loop": "rust"}, "",
      "does not say"),
+    ("GUP loop not reported", GOOD_TAP, GOOD_CONSOLE.split("\n")[0] + "\n",
+     {"loop": "c"}, "", "GUP retries in the C loop"),
     ("report spliced into test output", GOOD_TAP,
      GOOD_CONSOLE + "    # a.x lo[   3.0] BUG: unable to handle page fault\n", {}, "",
      "console:"),
@@ -715,7 +721,7 @@ def main(argv):
                 expect.append(val)
             elif opt == "--skips":
                 skips.append(val)
-            elif opt == "--loop" and val in LOOP_LINE:
+            elif opt == "--loop" and val in LOOP_LINES:
                 loop = val
             elif opt == "--same-as":
                 same_as = val
