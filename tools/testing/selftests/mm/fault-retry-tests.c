@@ -56,6 +56,11 @@
 /* How many times a fault is woken without being resolved. */
 #define NR_WAKES 16
 
+/* Since Linux 5.14; the same number on every arch. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 static long page_size;
 
 /* ---- userfaultfd ---- */
@@ -297,11 +302,14 @@ static int recv_fd(int sock, unsigned long *addr)
  * and PIPE_READ: kernel-mode faults, with a SIGUSR1 handler (SA_RESTART)
  * installed: write() copies the page into a pipe (copy_from_user()), read()
  * copies the pattern from a pipe into the page (copy_to_user()); either
- * exits 0 if the bytes arrived.
+ * exits 0 if the bytes arrived. POPULATE and MLOCK: GUP's own loops, on the
+ * page, without a user-mode access to it: madvise(MADV_POPULATE_WRITE)
+ * (__get_user_pages_locked()) and mlock() (__mm_populate()); either exits
+ * 0 if the call succeeded and the page then has the pattern.
  */
 enum child_mode {
 	CHILD_TOUCH, CHILD_IDLE, CHILD_PIN, CHILD_FAULTIN, CHILD_FAULT,
-	CHILD_PIPE_WRITE, CHILD_PIPE_READ,
+	CHILD_PIPE_WRITE, CHILD_PIPE_READ, CHILD_POPULATE, CHILD_MLOCK,
 };
 
 static int gup_dev_pin_check(void *addr);
@@ -343,6 +351,10 @@ static void __attribute__((noreturn)) child_main(int sock, enum child_mode mode)
 								  : FR_GUP_FAULTIN) ? 2 : 0);
 	if (mode == CHILD_PIPE_WRITE || mode == CHILD_PIPE_READ)
 		_exit(pipe_copy_check(p, mode));
+	if (mode == CHILD_POPULATE && madvise((void *)p, page_size, MADV_POPULATE_WRITE))
+		_exit(4);
+	if (mode == CHILD_MLOCK && mlock((void *)p, page_size))
+		_exit(4);
 	_exit(check_pattern(p, page_size) ? 2 : 0);
 }
 
@@ -1840,6 +1852,225 @@ TEST_F(proc, gup_remote_no_retry)
 	free(buf);
 }
 
+/* ---- GUP's own retry loops, on many pages, with no user-mode fault ---- */
+
+/*
+ * Syscalls whose only access to the memory is through GUP: the faults
+ * that wait are those of GUP's loops, not of the program's own accesses.
+ *  - madvise(MADV_POPULATE_WRITE): faultin_page_range(), that is
+ *    __get_user_pages_locked() with FOLL_UNLOCKABLE and FOLL_WRITE, and
+ *    without FOLL_INTERRUPTIBLE;
+ *  - mlock(): __mm_populate(), whose loop takes the mmap lock again and
+ *    calls populate_vma_page_range() (__get_user_pages() with
+ *    FOLL_UNLOCKABLE, and FOLL_WRITE on a private writable mapping) from
+ *    where the retry left off;
+ *  - process_vm_writev(): pin_user_pages_remote() with a "locked" pointer
+ *    and FOLL_WRITE, so __get_user_pages_locked() with FOLL_UNLOCKABLE.
+ */
+enum gup_syscall { GUP_POPULATE_WRITE, GUP_MLOCK, GUP_VM_WRITEV };
+
+struct gup_syscall_call {
+	enum gup_syscall what;
+	void *addr;
+	size_t len;
+	const void *buf;	/* GUP_VM_WRITEV: what to write */
+	long ret;
+	int err;
+	atomic_int done;
+};
+
+static void *gup_syscall_thread(void *arg)
+{
+	struct gup_syscall_call *c = arg;
+	struct iovec local = { .iov_base = (void *)c->buf, .iov_len = c->len };
+	struct iovec remote = { .iov_base = c->addr, .iov_len = c->len };
+
+	errno = 0;
+	switch (c->what) {
+	case GUP_POPULATE_WRITE:
+		c->ret = madvise(c->addr, c->len, MADV_POPULATE_WRITE);
+		break;
+	case GUP_MLOCK:
+		c->ret = mlock(c->addr, c->len);
+		break;
+	case GUP_VM_WRITEV:
+		c->ret = process_vm_writev(getpid(), &local, 1, &remote, 1, 0);
+		break;
+	}
+	c->err = errno;
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+/* Whether madvise() knows MADV_POPULATE_WRITE (Linux 5.14). */
+static int have_populate_write(void)
+{
+	void *p = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	int ret;
+
+	if (p == MAP_FAILED)
+		return 1;	/* let the case fail on its own */
+	ret = madvise(p, page_size, MADV_POPULATE_WRITE) == 0 || errno != EINVAL;
+	munmap(p, page_size);
+	return ret;
+}
+
+/* VmLck of /proc/self/status in kB, or -1. */
+static long vm_locked_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+#define GUP_LOOP_PAGES 16
+
+/* GUP_LOOP_PAGES pages of registered, missing memory. */
+FIXTURE(gup_loop)
+{
+	struct uffd_mem m;
+};
+
+FIXTURE_SETUP(gup_loop)
+{
+	uffd_mem_setup(_metadata, &self->m, GUP_LOOP_PAGES);
+}
+
+FIXTURE_TEARDOWN(gup_loop)
+{
+	uffd_mem_teardown(&self->m);
+}
+
+/*
+ * Runs @c in a thread and answers its faults: each page must be reported
+ * once, in order, for write, and is then resolved with UFFDIO_COPY from
+ * @fill (the same offset in it). Every resolution but the last is followed
+ * by the fault of the next page: the call retried the page and went on, in
+ * GUP_LOOP_PAGES rounds of the loop. With @sigusr1, a SIGUSR1 is sent to
+ * the thread at the first page and again at the middle one, and its
+ * handler must not have run while a page is missing (the thread has not
+ * left the syscall). The call must then return within WAIT_MS, and no
+ * other fault message is queued.
+ */
+static void resolve_each_page(struct __test_metadata *_metadata, struct uffd_mem *m,
+			      struct gup_syscall_call *c, const unsigned char *fill,
+			      int sigusr1)
+{
+	struct uffd_msg msg;
+	pthread_t t;
+	char ch;
+	int ret;
+
+	ASSERT_EQ(0, pthread_create(&t, NULL, gup_syscall_thread, c));
+	for (size_t i = 0; i < GUP_LOOP_PAGES; i++) {
+		unsigned long page = (unsigned long)m->area + i * page_size;
+
+		ret = uffd_read_msg(m->uffd, &msg, WAIT_MS);
+		if (ret && atomic_load(&c->done))
+			TH_LOG("the call returned %ld (%s) with page %zu missing", c->ret,
+			       strerror(c->err), i);
+		ASSERT_EQ(0, ret) TH_LOG("page %zu: no fault message: %s", i, strerror(-ret));
+		ASSERT_EQ(page, msg_page(&msg))
+			TH_LOG("page %zu: a fault at %#llx", i,
+			       (unsigned long long)msg.arg.pagefault.address);
+		ASSERT_NE(0, msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE);
+		if (sigusr1 && (i == 0 || i == GUP_LOOP_PAGES / 2)) {
+			ASSERT_EQ(0, pthread_kill(t, SIGUSR1));
+		}
+		if (sigusr1) {
+			ASSERT_EQ(-1, read(sig_pipe[0], &ch, 1))
+				TH_LOG("the handler ran while page %zu was missing", i);
+			ASSERT_EQ(0, atomic_load(&nr_sigusr1));
+		}
+		ASSERT_EQ(0, uffd_copy(m->uffd, page, fill + i * page_size, page_size));
+	}
+	ASSERT_EQ(0, join_within(t, WAIT_MS)) TH_LOG("the call did not return");
+	ASSERT_EQ(-ETIMEDOUT, uffd_read_msg(m->uffd, &msg, 100))
+		TH_LOG("one more fault, at %#llx", (unsigned long long)msg.arg.pagefault.address);
+}
+
+/*
+ * MADV_POPULATE_WRITE over 16 missing pages: GUP waits and retries once per
+ * page, and the call returns 0 once all are resolved. A handled SIGUSR1
+ * (without SA_RESTART) sent twice while it waits does not end it: 6.12's
+ * faultin_page_range() does not set FOLL_INTERRUPTIBLE, so the faults wait
+ * killable and gup_signal_pending() stops only for a fatal signal. The
+ * handler runs once (the two signals were one pending SIGUSR1), when the
+ * call returns. The pages have the bytes of UFFDIO_COPY.
+ */
+TEST_F(gup_loop, populate_write_retry_many)
+{
+	struct gup_syscall_call c = { .what = GUP_POPULATE_WRITE, .addr = self->m.area,
+				      .len = self->m.len };
+	char ch;
+
+	if (!have_populate_write())
+		SKIP(return, "no MADV_POPULATE_WRITE in this kernel (Linux 5.14)");
+	ASSERT_EQ(0, install_sigusr1(0));
+	resolve_each_page(_metadata, &self->m, &c, self->m.src, 1);
+	ASSERT_EQ(0, c.ret) TH_LOG("madvise: %s", strerror(c.err));
+	ASSERT_EQ(1, atomic_load(&nr_sigusr1));
+	ASSERT_EQ(1, read(sig_pipe[0], &ch, 1));
+	ASSERT_EQ(0, memcmp(self->m.area, self->m.src, self->m.len));
+}
+
+/*
+ * mlock() of 16 missing pages: __mm_populate() faults them in for write
+ * (a private writable mapping), waiting and retrying once per page, and
+ * mlock() returns 0. Then mincore() reports every page resident, VmLck
+ * grew by the 16 pages, and they have the bytes of UFFDIO_COPY.
+ */
+TEST_F(gup_loop, mlock_retry_many)
+{
+	struct gup_syscall_call c = { .what = GUP_MLOCK, .addr = self->m.area,
+				      .len = self->m.len };
+	unsigned char vec[GUP_LOOP_PAGES];
+	long locked0 = vm_locked_kb();
+	struct rlimit rl;
+
+	ASSERT_LE(0, locked0) TH_LOG("no VmLck in /proc/self/status");
+	/* Without CAP_IPC_LOCK, RLIMIT_MEMLOCK must allow the pages. */
+	ASSERT_EQ(0, getrlimit(RLIMIT_MEMLOCK, &rl));
+	if (geteuid() && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)(locked0 * 1024 + self->m.len))
+		SKIP(return, "RLIMIT_MEMLOCK (%llu bytes) does not allow mlock() of %zu more",
+		     (unsigned long long)rl.rlim_cur, self->m.len);
+	resolve_each_page(_metadata, &self->m, &c, self->m.src, 0);
+	ASSERT_EQ(0, c.ret) TH_LOG("mlock: %s", strerror(c.err));
+	ASSERT_EQ(0, mincore(self->m.area, self->m.len, vec));
+	for (int i = 0; i < GUP_LOOP_PAGES; i++) {
+		ASSERT_EQ(1, vec[i] & 1) TH_LOG("page %d is not resident", i);
+	}
+	ASSERT_EQ(locked0 + (long)(self->m.len / 1024), vm_locked_kb());
+	ASSERT_EQ(0, memcmp(self->m.area, self->m.src, self->m.len));
+}
+
+/*
+ * process_vm_writev() of 16 pages into this process's missing memory: the
+ * pin waits and retries once per page, and the call returns the whole
+ * length. The pages are resolved with zeros: what they hold after the call
+ * is what it wrote.
+ */
+TEST_F(gup_loop, vm_writev_retry_many)
+{
+	struct gup_syscall_call c = { .what = GUP_VM_WRITEV, .addr = self->m.area,
+				      .len = self->m.len, .buf = self->m.src };
+
+	/* self->m.copy is zeros. */
+	resolve_each_page(_metadata, &self->m, &c, self->m.copy, 0);
+	ASSERT_EQ((long)self->m.len, c.ret) TH_LOG("process_vm_writev: %s", strerror(c.err));
+	ASSERT_EQ(0, memcmp(self->m.area, self->m.src, self->m.len));
+}
+
 /* ---- storm ---- */
 
 #define STORM_THREADS 4
@@ -1937,7 +2168,7 @@ TEST_F_TIMEOUT(storm, storm, STORM_SECONDS + 30)
 			p = pick[rand_r(&seed) % n];
 			dst = (unsigned long)self->m.area + p * page_size;
 			if (r < 2) {
-				char *src = self->m.src + p * page_size;
+				unsigned char *src = self->m.src + p * page_size;
 				int ret = uffd_copy(self->m.uffd, dst, src, page_size);
 
 				ASSERT_TRUE(ret == 0 || ret == -EEXIST)
@@ -2444,7 +2675,7 @@ TEST_F(gup, pin_stops_at_hole)
 /* ---- SIGKILL ends every kind of wait promptly, and leaves no pin ---- */
 
 /* Which process the case kills: the page's owner, or another one. */
-enum victim { VICTIM_OWNER, VICTIM_REMOTE_READER, VICTIM_REMOTE_PINNER };
+enum victim { VICTIM_OWNER, VICTIM_REMOTE_READER, VICTIM_REMOTE_WRITER, VICTIM_REMOTE_PINNER };
 
 FIXTURE(sigkill)
 {
@@ -2486,6 +2717,27 @@ FIXTURE_VARIANT_ADD(sigkill, process_vm_readv)
 };
 
 /*
+ * GUP's loops alone: the owner in madvise(MADV_POPULATE_WRITE)
+ * (__get_user_pages_locked()) or in mlock() (__mm_populate()), another
+ * process in pin_user_pages_remote() for write (process_vm_writev()).
+ */
+FIXTURE_VARIANT_ADD(sigkill, madv_populate_write)
+{
+	.mode = CHILD_POPULATE,
+};
+
+FIXTURE_VARIANT_ADD(sigkill, mlock)
+{
+	.mode = CHILD_MLOCK,
+};
+
+FIXTURE_VARIANT_ADD(sigkill, process_vm_writev)
+{
+	.mode = CHILD_IDLE,
+	.victim = VICTIM_REMOTE_WRITER,
+};
+
+/*
  * The sample: pin_user_pages_unlocked(), pin_user_pages_remote() of another
  * process, fixup_user_fault() and the sample's own fault loop.
  */
@@ -2520,6 +2772,8 @@ FIXTURE_SETUP(sigkill)
 	child_init(&self->target);
 	self->other = -1;
 	self->dev = -1;
+	if (variant->mode == CHILD_POPULATE && !have_populate_write())
+		SKIP(return, "no MADV_POPULATE_WRITE in this kernel (Linux 5.14)");
 	if (!variant->dev)
 		return;
 	self->dev = open(FR_GUP_DEV, O_RDWR | O_CLOEXEC);
@@ -2542,17 +2796,21 @@ FIXTURE_TEARDOWN(sigkill)
 		close(self->dev);
 }
 
-/* In another process: reads or pins the page at @addr of process @pid. */
+/* In another process: reads, writes or pins the page at @addr of process @pid. */
 static int __attribute__((noreturn)) remote_access(enum victim how, pid_t pid,
 						   unsigned long addr)
 {
-	unsigned char *buf = malloc(page_size);
+	unsigned char *buf = calloc(1, page_size);
 	struct fr_gup_req req = { .addr = addr, .nr_pages = 1, .pid = pid };
+	struct iovec local = { .iov_base = buf, .iov_len = page_size };
+	struct iovec remote = { .iov_base = (void *)addr, .iov_len = page_size };
 	int fd;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (how == VICTIM_REMOTE_READER)
 		_exit(buf && remote_read(pid, addr, buf, page_size) == page_size ? 0 : 1);
+	if (how == VICTIM_REMOTE_WRITER)
+		_exit(buf && process_vm_writev(pid, &local, 1, &remote, 1, 0) == page_size ? 0 : 1);
 	fd = open(FR_GUP_DEV, O_RDWR | O_CLOEXEC);
 	_exit(fd >= 0 && !ioctl(fd, FR_GUP_PIN_REMOTE, &req) ? 0 : 1);
 }
