@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""The report of make bench: per arch and workload, the cost per fault of the
-C loop and of the Rust loop, and their ratio.
+"""The report of make bench: per arch and workload, the cost per fault (per
+page for the gup_* workloads) of the C loop and of the Rust loop, and their
+ratio.
 
 Reads, as written by workbench/bench.sh:
   DIR/<arch>-bench.bench-icount.tap and DIR/<arch>-rust-bench.bench-icount.tap
@@ -14,8 +15,11 @@ Reads, as written by workbench/bench.sh:
       whether the medians of the first and the second half of the pairs
       agree within that spread. A figure whose halves disagree is printed
       as unstable.
-Exit status 1 if a run is missing or failed, or if a ratio under icount is
-above --max-ratio on x86_64 or arm64.
+A workload that a boot reports as skipped (the gup_* ones that need upstream's
+gup_test, CONFIG_GUP_TEST) is printed as skipped; on x86_64 and arm64, where
+every workload is gated, that is a failure.
+Exit status 1 if a run is missing or failed, if a gated workload was skipped,
+or if a ratio under icount is above --max-ratio on x86_64 or arm64.
 """
 import argparse
 import json
@@ -24,13 +28,17 @@ import re
 import statistics
 import sys
 
-WORKLOADS = ["anon_write", "shmem_write", "pagecache_read", "uffd_round_trip"]
+WORKLOADS = ["anon_write", "shmem_write", "pagecache_read", "uffd_round_trip",
+             "gup_pin_faulted", "gup_pin_unfaulted", "gup_get_faulted",
+             "gup_get_unfaulted", "gup_uffd_retry"]
 GATED_ARCHES = ["x86_64", "arm64"]
 LINE = re.compile(r"^\s*ok \d+ (\S+) # ns_per_fault=([\d.]+) median=([\d.]+) faults=(\d+)")
+SKIP_LINE = re.compile(r"^\s*ok \d+ (\S+) # SKIP\s*(.*)$")
 
 
 def parse(path):
-    """{workload: (min, median, faults)} of one boot, or None if it failed."""
+    """{workload: (min, median, faults), or the reason it was skipped (a str)}
+    of one boot, or None if it failed."""
     if not os.path.exists(path):
         return None
     res = {}
@@ -39,7 +47,28 @@ def parse(path):
             m = LINE.match(line)
             if m:
                 res[m.group(1)] = (float(m.group(2)), float(m.group(3)), int(m.group(4)))
+                continue
+            m = SKIP_LINE.match(line)
+            if m:
+                res[m.group(1)] = m.group(2).strip() or "skipped"
     return res if all(w in res for w in WORKLOADS) else None
+
+
+# The workloads that a boot skipped: {"arch", "mode", "workload", "why"}. Kept
+# out of the rows, whose readers (workbench/series.py) expect figures.
+SKIPPED = []
+
+
+def skipped(arch, w, boots, mode, problems):
+    """If a boot of @boots skipped workload @w: notes it in SKIPPED (and a
+    problem on a gated arch), and returns True."""
+    why = next((b[w] for b in boots if isinstance(b[w], str)), None)
+    if why is None:
+        return False
+    SKIPPED.append({"arch": arch, "mode": mode, "workload": w, "why": why})
+    if arch in GATED_ARCHES:
+        problems.append(f"{arch}: {w} was skipped ({why}), but every workload is gated here")
+    return True
 
 
 def quartiles(xs):
@@ -67,6 +96,8 @@ def icount_rows(a, arch, problems):
     c, r = pair
     rows = []
     for w in WORKLOADS:
+        if skipped(arch, w, (c, r), "icount", problems):
+            continue
         ratio = r[w][0] / c[w][0] if c[w][0] else float("nan")
         rows.append({"arch": arch, "mode": "icount", "workload": w, "c": c[w][0],
                      "rust": r[w][0], "ratio": ratio, "faults": c[w][2]})
@@ -88,6 +119,8 @@ def native_rows(a, arch, problems):
     rows = []
     half = len(pairs) // 2
     for w in WORKLOADS:
+        if skipped(arch, w, [b for pair in pairs for b in pair], "native", problems):
+            continue
         ratios = [r[w][1] / c[w][1] for c, r in pairs]
         q1, q3 = quartiles(ratios)
         first = statistics.median(ratios[:half])
@@ -120,29 +153,35 @@ def main():
         else:
             rows += icount_rows(a, arch, problems)
 
-    print(f"Cost per fault, C loop vs CONFIG_RUST_FAULT_LOOP ({a.command}; "
+    print(f"Cost per fault, C loops vs CONFIG_RUST_FAULT_LOOP ({a.command}; "
           f"fault-retry-bench {a.args}; one kernel per arch, rust_fault_loop=off and on)")
+    print("The gup_* workloads are per page, one GUP call per page (GUP's retry loops; "
+          "gup_pin_* and\ngup_get_* through upstream's gup_test).")
     sel = [x for x in rows if x["mode"] == "icount"]
     if sel:
-        print("\nQEMU -icount shift=0,sleep=off: guest instructions per fault "
+        print("\nQEMU -icount shift=0,sleep=off: guest instructions per fault or page "
               "(minimum over the rounds):")
-        print(f"  {'arch':<9} {'workload':<16} {'C':>10} {'Rust':>10} {'Rust/C':>8}")
+        print(f"  {'arch':<9} {'workload':<17} {'C':>10} {'Rust':>10} {'Rust/C':>8}")
         for x in sel:
-            print(f"  {x['arch']:<9} {x['workload']:<16} {x['c']:>10.1f} {x['rust']:>10.1f} "
+            print(f"  {x['arch']:<9} {x['workload']:<17} {x['c']:>10.1f} {x['rust']:>10.1f} "
                   f"{x['ratio']:>8.4f}")
     sel = [x for x in rows if x["mode"] == "native"]
     if sel:
-        print(f"\num, native, wall clock ns per fault: {a.um_pairs} pairs of boots, C and "
-              "Rust interleaved;\nper boot the median over the rounds, per pair the ratio; "
-              "the median ratio, its\ninterquartile range, and the medians of the two halves "
-              "of the run:")
-        print(f"  {'arch':<9} {'workload':<16} {'C':>9} {'Rust':>9} {'Rust/C':>7} "
+        print(f"\num, native, wall clock ns per fault or page: {a.um_pairs} pairs of boots, "
+              "C and Rust interleaved;\nper boot the median over the rounds, per pair the "
+              "ratio; the median ratio, its\ninterquartile range, and the medians of the two "
+              "halves of the run:")
+        print(f"  {'arch':<9} {'workload':<17} {'C':>9} {'Rust':>9} {'Rust/C':>7} "
               f"{'IQR':>15} {'halves':>15}  verdict")
         for x in sel:
             verdict = "stable" if x["stable"] else "UNSTABLE: halves differ by more than the IQR"
-            print(f"  {x['arch']:<9} {x['workload']:<16} {x['c']:>9.1f} {x['rust']:>9.1f} "
+            print(f"  {x['arch']:<9} {x['workload']:<17} {x['c']:>9.1f} {x['rust']:>9.1f} "
                   f"{x['ratio']:>7.3f} {x['q1']:>7.3f}..{x['q3']:<7.3f} "
                   f"{x['first_half']:>7.3f}/{x['second_half']:<7.3f}  {verdict}")
+    if SKIPPED:
+        print("\nSkipped:")
+        for x in SKIPPED:
+            print(f"  {x['arch']:<9} {x['workload']:<17} ({x['mode']}) {x['why']}")
     print(f"\nRequirement: Rust/C <= {a.max_ratio} under icount for every workload on "
           f"{' and '.join(GATED_ARCHES)}.")
     for p in problems:
@@ -152,7 +191,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"command": a.command, "args": a.args, "max_ratio": a.max_ratio,
-                       "rows": rows, "problems": problems}, f, indent=1)
+                       "rows": rows, "skipped": SKIPPED, "problems": problems}, f, indent=1)
     return 1 if problems else 0
 
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Cost per page fault of four workloads, for comparing two builds of the
- * same kernel (the C user page-fault loop and CONFIG_RUST_FAULT_LOOP):
+ * Cost per page fault of four workloads, and per page of five GUP
+ * workloads, for comparing two builds of the same kernel (the C loops and
+ * the Rust ones: CONFIG_RUST_FAULT_LOOP, and GUP's retry loops where they
+ * run in Rust too):
  *
  *  anon_write       write fault on fresh anonymous memory
  *  shmem_write      write fault on a shared mapping of a tmpfs (memfd) file
@@ -14,14 +16,47 @@
  *                   monitor reading the message, UFFDIO_COPY, and the
  *                   resumed access
  *
- * Each workload runs ROUNDS rounds of PAGES pages; a round's cost is its
- * CLOCK_MONOTONIC time divided by the faults that getrusage() counted in it.
- * The minimum over the rounds is the result: under QEMU with
+ * The GUP workloads, on private anonymous memory:
+ *
+ *  gup_get_faulted    GUP_BASIC_TEST of upstream's gup_test
+ *                     (/sys/kernel/debug/gup_test, CONFIG_GUP_TEST):
+ *                     get_user_pages() with FOLL_WRITE, one page per call,
+ *                     under the mmap lock that gup_test holds, on pages
+ *                     written before the round: one page walk per call
+ *  gup_pin_faulted    the same with PIN_BASIC_TEST (pin_user_pages())
+ *  gup_get_unfaulted  GUP_FAST_BENCHMARK (get_user_pages_fast()) with
+ *                     FOLL_WRITE, one page per call, on pages emptied with
+ *                     MADV_DONTNEED before the round: GUP-fast finds no
+ *                     page and falls back to __get_user_pages_locked(),
+ *                     which takes the mmap lock and faults the page in
+ *  gup_pin_unfaulted  the same with PIN_FAST_BENCHMARK
+ *  gup_uffd_retry     madvise(MADV_POPULATE_WRITE) of userfaultfd memory,
+ *                     which a monitor thread resolves page by page with
+ *                     UFFDIO_COPY: every page is one wait in
+ *                     handle_userfault() and one retry of
+ *                     __get_user_pages_locked()
+ *
+ * gup_test makes one GUP call per page (nr_pages_per_call = 1), so that
+ * the cost per page is that of a GUP call: the part that the C and the
+ * Rust loop differ in is per call, not per page. The whole ioctl is
+ * timed (gup_test's own microsecond figures are too coarse), so the cost
+ * also has gup_test's part, the same in both builds: the syscall, its page
+ * array, and putting or unpinning the pages after the calls. Without
+ * gup_test (no debugfs file) these four are reported as skipped.
+ *
+ * Each workload runs ROUNDS rounds of PAGES pages. The cost of a round of
+ * the first four is its CLOCK_MONOTONIC time divided by the faults that
+ * getrusage() counted in it; of a GUP workload, the time of its calls
+ * (the ioctls; the madvise()) divided by PAGES: GUP's faults are not all
+ * counted (a page that a retry finds present was not a fault), so pages
+ * are. The minimum over the rounds is the result: under QEMU with
  * "-icount shift=0,sleep=off" guest nanoseconds are guest instructions, and
  * the minimum is the round that no timer interrupt hit.
  *
  * Output is KTAP; each result is one line:
  *   ok N <workload> # ns_per_fault=<min> median=<median> faults=<per round>
+ * where, for the GUP workloads, ns_per_fault is per page and faults= is the
+ * pages of a round; a skipped workload is "ok N <workload> # SKIP <why>".
  *
  * Usage: fault-retry-bench [-r ROUNDS] [-p PAGES]
  */
@@ -30,6 +65,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +81,15 @@
 #include <linux/userfaultfd.h>
 
 #include "../kselftest.h"
+
+/* The ioctls of upstream's gup_test (mm/gup_test.c, CONFIG_GUP_TEST). */
+#include "../../../../mm/gup_test.h"
+#define GUP_TEST_FILE "/sys/kernel/debug/gup_test"
+#define GUP_FOLL_WRITE 0x01	/* FOLL_WRITE */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #define MAX_ROUNDS 64
 #define FAULT_AROUND "/sys/kernel/debug/fault_around_bytes"
@@ -259,6 +304,169 @@ out_fd:
 	return ret;
 }
 
+/* ---- GUP ---- */
+
+static int gup_fd = -1;		/* /sys/kernel/debug/gup_test */
+static int gup_open_err;	/* errno of its open() */
+static char *gup_area;		/* PAGES pages, shared by the gup_test workloads */
+
+/*
+ * One round of gup_test's @cmd (FOLL_WRITE, one page per call) over the
+ * PAGES pages of gup_area: on pages written before (@faulted) or emptied
+ * with MADV_DONTNEED before. Times the ioctl alone.
+ */
+static int gup_round(struct round *r, unsigned long cmd, int faulted)
+{
+	size_t len = pages * page_size;
+	struct gup_test gup = { 0 };
+	double t0, t1;
+
+	if (!gup_area) {
+		gup_area = map_or_die(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+		if (!gup_area)
+			return -1;
+	}
+	if (faulted) {
+		for (size_t i = 0; i < pages; i++)
+			((volatile char *)gup_area)[i * page_size] = 1;
+	} else if (madvise(gup_area, len, MADV_DONTNEED)) {
+		printf("# MADV_DONTNEED: %s\n", strerror(errno));
+		return -1;
+	}
+	gup.addr = (uintptr_t)gup_area;
+	gup.size = len;
+	gup.nr_pages_per_call = 1;
+	gup.gup_flags = GUP_FOLL_WRITE;
+	t0 = now_ns();
+	if (ioctl(gup_fd, cmd, &gup)) {
+		printf("# %s: %s\n", GUP_TEST_FILE, strerror(errno));
+		return -1;
+	}
+	t1 = now_ns();
+	r->faults = pages;
+	r->ns = (t1 - t0) / pages;
+	return 0;
+}
+
+static int bench_gup_get_faulted(struct round *r)
+{
+	return gup_round(r, GUP_BASIC_TEST, 1);
+}
+
+static int bench_gup_pin_faulted(struct round *r)
+{
+	return gup_round(r, PIN_BASIC_TEST, 1);
+}
+
+static int bench_gup_get_unfaulted(struct round *r)
+{
+	return gup_round(r, GUP_FAST_BENCHMARK, 0);
+}
+
+static int bench_gup_pin_unfaulted(struct round *r)
+{
+	return gup_round(r, PIN_FAST_BENCHMARK, 0);
+}
+
+struct populater {
+	char *area;
+	double ns;
+	int ret, err;
+};
+
+static void *populater_thread(void *arg)
+{
+	struct populater *p = arg;
+	double t0 = now_ns();
+
+	p->ret = madvise(p->area, pages * page_size, MADV_POPULATE_WRITE);
+	p->err = errno;
+	p->ns = now_ns() - t0;
+	return NULL;
+}
+
+/*
+ * MADV_POPULATE_WRITE of PAGES pages of fresh userfaultfd memory in a
+ * thread, timed there; this thread resolves each fault with UFFDIO_COPY.
+ */
+static int bench_gup_uffd_retry(struct round *r)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { 0 };
+	size_t len = pages * page_size, copied = 0;
+	struct populater p = { 0 };
+	char *src = NULL, *area;
+	int uffd, ret = -1;
+	pthread_t t;
+
+	/* Non-blocking: the wait is poll()'s, bounded. */
+	uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		printf("# userfaultfd: %s\n", strerror(errno));
+		goto out_fd;
+	}
+	area = map_or_die(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	if (!area)
+		goto out_fd;
+	src = malloc(page_size);
+	if (!src)
+		goto out_map;
+	memset(src, 0x5a, page_size);
+	reg.range.start = (unsigned long)area;
+	reg.range.len = len;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		printf("# UFFDIO_REGISTER: %s\n", strerror(errno));
+		goto out_map;
+	}
+	p.area = area;
+	if (pthread_create(&t, NULL, populater_thread, &p))
+		goto out_map;
+	while (copied < pages) {
+		struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+		struct uffdio_copy copy = { 0 };
+		struct uffd_msg msg;
+
+		if (poll(&pfd, 1, 5000) != 1) {
+			printf("# no fault message for page %zu\n", copied);
+			break;
+		}
+		if (read(uffd, &msg, sizeof(msg)) != sizeof(msg)) {
+			if (errno == EAGAIN)
+				continue;
+			printf("# read: %s\n", strerror(errno));
+			break;
+		}
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		copy.dst = msg.arg.pagefault.address & ~(page_size - 1);
+		copy.src = (unsigned long)src;
+		copy.len = page_size;
+		if (ioctl(uffd, UFFDIO_COPY, &copy)) {
+			printf("# UFFDIO_COPY: %s\n", strerror(errno));
+			break;
+		}
+		copied++;
+	}
+	/* On a failure above, unregistering wakes the populater. */
+	ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
+	pthread_join(t, NULL);
+	if (p.ret)
+		printf("# MADV_POPULATE_WRITE: %s\n", strerror(p.err));
+	if (!p.ret && copied == pages) {
+		r->faults = pages;
+		r->ns = p.ns / pages;
+		ret = 0;
+	}
+out_map:
+	free(src);
+	munmap(area, len);
+out_fd:
+	if (uffd >= 0)
+		close(uffd);
+	return ret;
+}
+
 static int cmp_round(const void *a, const void *b)
 {
 	double x = ((const struct round *)a)->ns, y = ((const struct round *)b)->ns;
@@ -269,11 +477,17 @@ static int cmp_round(const void *a, const void *b)
 static const struct workload {
 	const char *name;
 	int (*run)(struct round *r);
+	int dev;		/* needs gup_test */
 } workloads[] = {
 	{ "anon_write", bench_anon_write },
 	{ "shmem_write", bench_shmem_write },
 	{ "pagecache_read", bench_pagecache_read },
 	{ "uffd_round_trip", bench_uffd_round_trip },
+	{ "gup_get_faulted", bench_gup_get_faulted, 1 },
+	{ "gup_pin_faulted", bench_gup_pin_faulted, 1 },
+	{ "gup_get_unfaulted", bench_gup_get_unfaulted, 1 },
+	{ "gup_pin_unfaulted", bench_gup_pin_unfaulted, 1 },
+	{ "gup_uffd_retry", bench_gup_uffd_retry },
 };
 
 /* Sets fault_around_bytes; returns the old value, or -errno. */
@@ -331,6 +545,8 @@ int main(int argc, char **argv)
 	}
 	page_size = sysconf(_SC_PAGESIZE);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	gup_fd = open(GUP_TEST_FILE, O_RDWR | O_CLOEXEC);
+	gup_open_err = errno;
 
 	printf("TAP version 13\n1..%d\n", n);
 	fault_around = set_fault_around(page_size);
@@ -344,6 +560,11 @@ int main(int argc, char **argv)
 		struct round r[MAX_ROUNDS];
 		int i;
 
+		if (workloads[w].dev && gup_fd < 0) {
+			printf("ok %d %s # SKIP no %s: %s\n", w + 1, workloads[w].name,
+			       GUP_TEST_FILE, strerror(gup_open_err));
+			continue;
+		}
 		for (i = 0; i < rounds; i++)
 			if (workloads[w].run(&r[i]))
 				break;
@@ -362,5 +583,9 @@ int main(int argc, char **argv)
 		close(file_fd);
 		umount(RAMFS_DIR);
 	}
+	if (gup_area)
+		munmap(gup_area, pages * page_size);
+	if (gup_fd >= 0)
+		close(gup_fd);
 	return failed ? 1 : 0;
 }
