@@ -6,8 +6,9 @@
 //! `include/linux/gup_loop.h`. Each step stays in C: the page walk (`__get_user_pages()`),
 //! the VMA lookup and permission check of `fixup_user_fault()`, `populate_vma_page_range()`.
 //!
-//! - [`rust_gup_locked`], the loop of `__get_user_pages_locked()`, which every GUP call with a
-//!   page walk reaches: the `get`/`pin_user_pages*()` functions, the fallback of GUP-fast,
+//! - [`rust_gup_locked`], the loop of `__get_user_pages_locked()`, which every GUP entry point
+//!   with a page walk reaches (all but `populate_vma_page_range()`, below): the
+//!   `get`/`pin_user_pages*()` functions, the fallback of GUP-fast,
 //!   `MADV_POPULATE_(READ|WRITE)`, `process_vm_readv()`/`writev()`, `/proc/<pid>/mem`, core
 //!   dumps. With `FOLL_UNLOCKABLE`, a walk that released the mmap lock for a fault is followed
 //!   by the retry of the page that asked for it, with `FOLL_TRIED`, without bound, unless a
@@ -25,7 +26,7 @@
 
 use kernel::{
     bindings,
-    error::code::{EAGAIN, EFAULT, EINTR},
+    error::code::{EAGAIN, EFAULT, EINTR, EINVAL},
     ffi::c_int,
     mm::{
         fault::{FaultFlag, FaultFlags, FaultOutcome, LockedVma},
@@ -59,8 +60,8 @@ fn done_or(done: usize, ret: isize) -> isize {
 /// `mm` must have users; `locked` must be valid for reads and writes, and `*locked` non-zero
 /// only if the caller holds the mmap read lock of `mm`, which it hands over for the call;
 /// `pages` must be null or valid for writes of `nr_pages` entries; `gup_flags` must be as
-/// `__get_user_pages_locked()` passes them on (`FOLL_GET` or `FOLL_PIN` if `pages` is not
-/// null). The caller may sleep.
+/// `__get_user_pages_locked()` passes them on (`FOLL_GET` or `FOLL_PIN` if and only if `pages`
+/// is not null), and `MMF_HAS_PINNED` set on `mm` for `FOLL_PIN`. May sleep.
 #[no_mangle]
 pub unsafe extern "C" fn rust_gup_locked(
     mm: *mut bindings::mm_struct,
@@ -84,8 +85,8 @@ pub unsafe extern "C" fn rust_gup_locked(
             Err(_) => return errno(EAGAIN),
         }
     };
-    // SAFETY: As the caller guarantees for `pages` and `gup_flags`.
-    let mut walk = unsafe { GupWalk::new(start, nr_pages, pages, gup_flags) };
+    // SAFETY: As the caller guarantees for `pages` and `gup_flags`, and MMF_HAS_PINNED.
+    let mut walk = unsafe { GupWalk::new(mm, start, nr_pages, pages, gup_flags) };
     // The first walk does all there is to do, unless a fault releases the lock to wait.
     let (ret, hand_back) = match walk.walk(lock) {
         // Done, an error, or a fault that could not wait (FOLL_NOWAIT). Without
@@ -123,7 +124,7 @@ pub unsafe extern "C" fn rust_gup_locked(
 #[inline(never)]
 fn retry_loop<'a>(
     mm: &'a MmWithUser,
-    mut walk: GupWalk,
+    mut walk: GupWalk<'a>,
     mut done: usize,
     gup_flags: u32,
 ) -> (isize, Option<MmapReadGuard<'a>>) {
@@ -166,11 +167,14 @@ fn retry_loop<'a>(
 ///
 /// # Safety
 ///
-/// `mm` must have users and the caller must hold its mmap read lock, which it hands over for
-/// the call and holds again on return; `fault_flags` must be a legal combination without
-/// `FAULT_FLAG_VMA_LOCK`, `FAULT_FLAG_RETRY_NOWAIT` or `FAULT_FLAG_USER` (callers of
-/// `fixup_user_fault()` are not the arch fault handler); `unlocked` must be null or valid for
-/// writes. The caller may sleep.
+/// `mm` must be valid for the call, and the caller must hold its mmap read lock, which it
+/// hands over for the call and holds again on return; `unlocked` must be null or valid for
+/// writes. May sleep.
+///
+/// The callers of `fixup_user_fault()` keep `mm`'s users, but one (`kernel/trace/`'s user
+/// events) keeps only its `mmgrab()` reference: while the lock is released, the last user may
+/// go. What the loop does with `mm` (its lock, the VMA lookup, a fault on a VMA found under
+/// the lock) is valid with that reference too.
 #[no_mangle]
 pub unsafe extern "C" fn rust_fixup_user_fault(
     mm: *mut bindings::mm_struct,
@@ -178,12 +182,28 @@ pub unsafe extern "C" fn rust_fixup_user_fault(
     fault_flags: u32,
     unlocked: *mut bool,
 ) -> c_int {
-    // SAFETY: The caller guarantees that `mm` has users for the call.
+    // SAFETY: The caller guarantees that `mm` is valid for the call; it had users when the
+    // caller found it, and the loop uses only what stays valid without them (see above).
     let mm = unsafe { MmWithUser::from_raw(mm) };
     // SAFETY: The caller holds the lock and hands it over; it gets it back below.
     let guard = unsafe { MmapReadGuard::from_locked(mm) };
-    // SAFETY: The caller guarantees a legal combination.
-    let flags = unsafe { FaultFlags::from_raw_unchecked(fault_flags) };
+    // The flags come from any caller of an exported function: an illegal combination, or the
+    // flags that only the fault handler (USER, VMA_LOCK) or this loop (RETRY_NOWAIT would make
+    // it take the lock it holds) may set, is refused.
+    let flags = match FaultFlags::new(fault_flags) {
+        Ok(flags)
+            if !flags.contains(FaultFlag::User)
+                && !flags.contains(FaultFlag::VmaLock)
+                && !flags.contains(FaultFlag::RetryNowait) =>
+        {
+            flags
+        }
+        _ => {
+            // SAFETY: The lock is held (`guard`), and the caller owns it again on return.
+            let _ = unsafe { guard.into_raw() };
+            return EINVAL.to_errno();
+        }
+    };
     let (ret, guard, retaken) = fixup_loop(mm, guard, address, flags);
     if retaken && !unlocked.is_null() {
         // SAFETY: `unlocked` is not null, so valid for writes (the caller's guarantee).
@@ -219,7 +239,7 @@ fn fixup_loop<'a>(
         }
         // SAFETY: The VMA was looked up by `address`, and permits the access
         // (`vma_permits_fault()`: a write needs VM_WRITE, and so has VM_MAYWRITE); the flags
-        // have no VMA_LOCK, and no USER (the caller's guarantee).
+        // have no VMA_LOCK and no USER (refused in `rust_fixup_user_fault()`).
         match unsafe { lock.handle_mm_fault_unchecked(address, flags, None) } {
             // VM_FAULT_RETRY or VM_FAULT_COMPLETED: the lock is gone. Take it again, as the
             // caller holds it on return.
@@ -276,7 +296,7 @@ fn signal_pending() -> bool {
 /// # Safety
 ///
 /// `mm` must be the address space of the current task, with users; `start` and `end` page
-/// aligned; the caller must hold no mmap lock, and may sleep.
+/// aligned; the caller must hold no mmap lock. May sleep.
 #[no_mangle]
 pub unsafe extern "C" fn rust_mm_populate(
     mm: *mut bindings::mm_struct,

@@ -4,9 +4,10 @@
  *
  * mm/gup.c hands three loops to Rust when rust_gup_loop_enabled() says so:
  * the retry loop of __get_user_pages_locked(), which every GUP entry point
- * with a page walk reaches; fixup_user_fault()'s; and __mm_populate()'s,
- * which mlock() and MAP_POPULATE use. Each step of a loop stays in C: the
- * page walk (__get_user_pages()), the VMA lookup and permission check of
+ * with a page walk reaches but populate_vma_page_range();
+ * fixup_user_fault()'s; and __mm_populate()'s, which mlock() and
+ * MAP_POPULATE use. Each step of a loop stays in C: the page walk
+ * (__get_user_pages()), the VMA lookup and permission check of
  * fixup_user_fault(), and populate_vma_page_range().
  *
  * See Documentation/mm/rust-fault-loop.rst.
@@ -24,7 +25,7 @@ struct vm_area_struct;
 /**
  * rust_gup_locked() - __get_user_pages_locked() after its nr_pages check
  * @mm: the address space, with users
- * @start: the first address, page aligned
+ * @start: the first address (the walk untags it)
  * @nr_pages: how many pages, at least one
  * @pages: NULL, or room for @nr_pages entries
  * @locked: 1 if the caller holds the mmap read lock, which it hands over
@@ -45,10 +46,11 @@ long rust_gup_locked(struct mm_struct *mm, unsigned long start,
 
 /**
  * rust_fixup_user_fault() - fixup_user_fault() after its flags are set
- * @mm: the address space, with users, its mmap read lock held
+ * @mm: the address space, its mmap read lock held
  * @address: the untagged address
  * @fault_flags: the FAULT_FLAG_* of the fault, ALLOW_RETRY and KILLABLE
- *	added if @unlocked is not NULL
+ *	added if @unlocked is not NULL; an illegal combination, USER,
+ *	VMA_LOCK or RETRY_NOWAIT fails with -EINVAL
  * @unlocked: NULL, or set to true if the lock was released and taken again
  *
  * Context: may sleep. The mmap read lock is held on return.
@@ -70,8 +72,10 @@ int rust_fixup_user_fault(struct mm_struct *mm, unsigned long address,
 int rust_mm_populate(struct mm_struct *mm, unsigned long start,
 		     unsigned long end, bool ignore_errors);
 
+#ifdef CONFIG_RUST_GUP_LOOP
 /*
- * The steps, in mm/gup.c. gup_loop_walk() is __get_user_pages() (with
+ * The steps, in mm/gup.c, for mm/gup_loop.rs only: they skip the checks of
+ * GUP's entry points. gup_loop_walk() is __get_user_pages() (with
  * FOLL_TRIED added if @tried); gup_loop_fault_vma() is the VMA that
  * contains @address if it permits the fault (gup_vma_lookup() and
  * vma_permits_fault()), else NULL; both need the mmap read lock of @mm.
@@ -85,6 +89,7 @@ struct vm_area_struct *gup_loop_fault_vma(struct mm_struct *mm,
 /* Also declared in mm/internal.h. */
 long populate_vma_page_range(struct vm_area_struct *vma, unsigned long start,
 			     unsigned long end, int *locked);
+#endif
 
 /**
  * rust_gup_loop_enabled() - whether mm/gup.c runs the Rust loops

@@ -535,7 +535,7 @@ impl<'a> LockedVma<'a> {
     }
 
     /// Looks up the first VMA that intersects `[start, end)` (`find_vma_intersection()`) under
-    /// the mmap read lock `guard`.
+    /// the mmap read lock `guard`. An empty or inverted range finds nothing.
     ///
     /// On failure the guard is handed back, still locked.
     #[inline]
@@ -544,8 +544,12 @@ impl<'a> LockedVma<'a> {
         start: usize,
         end: usize,
     ) -> core::result::Result<Self, MmapReadGuard<'a>> {
+        // The C function would take `end == 0` for the top of the address space.
+        if start >= end {
+            return Err(guard);
+        }
         // SAFETY: The address space has users and `guard` holds its mmap read lock, which the
-        // lookup needs; any range is accepted (an empty or inverted one finds nothing).
+        // lookup needs; the range is not empty.
         let vma = unsafe { bindings::find_vma_intersection(guard.mm().as_raw(), start, end) };
         // SAFETY: `vma` is null or was just found under `guard`.
         unsafe { Self::from_guard(guard, vma) }

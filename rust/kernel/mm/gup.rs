@@ -592,9 +592,10 @@ pub enum StepOutcome<L> {
     Released(usize),
 }
 
-/// The rest of a GUP request: the pages that the page walk (`__get_user_pages()`) still has to
-/// do, from [`GupWalk::start`] on, and where their entries go. For the retry loop of
-/// `__get_user_pages_locked()` (`CONFIG_RUST_GUP_LOOP`), which gets the request from C.
+/// The rest of a GUP request on one address space: the pages that the page walk
+/// (`__get_user_pages()`) still has to do, from [`GupWalk::start`] on, and where their entries
+/// go. For the retry loop of `__get_user_pages_locked()` (`CONFIG_RUST_GUP_LOOP`), which gets the
+/// request from C; for built-in code only (the walk is not exported).
 ///
 /// Each walk moves the request on by the pages it did, whether it kept the lock or not, so
 /// that a retry starts at the page that asked for it.
@@ -603,9 +604,11 @@ pub enum StepOutcome<L> {
 ///
 /// `pages` is null, or valid for writes of `nr_pages` entries; `gup_flags` are the `FOLL_*`
 /// flags of a GUP entry point as `__get_user_pages_locked()` passes them on (checked by
-/// `is_valid_gup_args()` or set by mm code; `FOLL_GET` or `FOLL_PIN` if `pages` is not null).
+/// `is_valid_gup_args()` or set by mm code), with `FOLL_GET` or `FOLL_PIN` if and only if
+/// `pages` is not null, and with `MMF_HAS_PINNED` set on `mm` for `FOLL_PIN`.
 #[cfg(CONFIG_RUST_GUP_LOOP)]
-pub struct GupWalk {
+pub struct GupWalk<'a> {
+    mm: &'a MmWithUser,
     start: usize,
     nr_pages: usize,
     pages: *mut *mut bindings::page,
@@ -613,16 +616,19 @@ pub struct GupWalk {
 }
 
 #[cfg(CONFIG_RUST_GUP_LOOP)]
-impl GupWalk {
-    /// A request for `nr_pages` pages from `start`, with their entries going to `pages`.
+impl<'a> GupWalk<'a> {
+    /// A request for `nr_pages` pages of `mm` from `start` (any address: the walk untags it),
+    /// with their entries going to `pages`.
     ///
     /// # Safety
     ///
     /// `pages` must be null, or valid for writes of `nr_pages` entries while the value lives;
     /// `gup_flags` must be as `__get_user_pages_locked()` passes them to `__get_user_pages()`
-    /// (the flags of a GUP entry point, with `FOLL_GET` or `FOLL_PIN` if `pages` is not null).
+    /// (the flags of a GUP entry point, with `FOLL_GET` or `FOLL_PIN` if and only if `pages` is
+    /// not null); for `FOLL_PIN`, `MMF_HAS_PINNED` must be set on `mm`.
     #[inline]
     pub unsafe fn new(
+        mm: &'a MmWithUser,
         start: usize,
         nr_pages: usize,
         pages: *mut *mut bindings::page,
@@ -630,6 +636,7 @@ impl GupWalk {
     ) -> Self {
         // INVARIANT: As the caller guarantees.
         GupWalk {
+            mm,
             start,
             nr_pages,
             pages,
@@ -649,7 +656,8 @@ impl GupWalk {
         self.nr_pages
     }
 
-    /// Walks the pages still to do under `lock`.
+    /// Walks the pages still to do under `lock`, the mmap read lock of the request's address
+    /// space (that of another is refused: `EINVAL` in [`StepOutcome::Held`]).
     ///
     /// [`StepOutcome::Held`]: the walk kept the lock, handed back, and returned the pages it did
     /// (possibly fewer than asked for: with `FOLL_NOWAIT`, 0 where a fault would wait) or, if it
@@ -665,13 +673,13 @@ impl GupWalk {
     /// ```ignore
     /// // compile_fail: E0382 CONFIG_RUST_GUP_LOOP
     /// use kernel::mm::{gup::GupWalk, MmapReadGuard};
-    /// fn f(walk: &mut GupWalk, lock: MmapReadGuard<'_>) {
+    /// fn f<'a>(walk: &mut GupWalk<'a>, lock: MmapReadGuard<'a>) {
     ///     let _ = walk.walk(lock);
     ///     drop(lock);
     /// }
     /// ```
     #[inline]
-    pub fn walk<'a>(&mut self, lock: MmapReadGuard<'a>) -> StepOutcome<MmapReadGuard<'a>> {
+    pub fn walk(&mut self, lock: MmapReadGuard<'a>) -> StepOutcome<MmapReadGuard<'a>> {
         self.step(lock, self.nr_pages, false)
     }
 
@@ -679,17 +687,23 @@ impl GupWalk {
     /// that returned `VM_FAULT_RETRY`. The outcome is as for [`GupWalk::walk`], for one page.
     /// May sleep.
     #[inline]
-    pub fn walk_tried<'a>(&mut self, lock: MmapReadGuard<'a>) -> StepOutcome<MmapReadGuard<'a>> {
+    pub fn walk_tried(&mut self, lock: MmapReadGuard<'a>) -> StepOutcome<MmapReadGuard<'a>> {
         self.step(lock, self.nr_pages.min(1), true)
     }
 
     #[inline(always)]
-    fn step<'a>(
+    fn step(
         &mut self,
         lock: MmapReadGuard<'a>,
         nr_pages: usize,
         tried: bool,
     ) -> StepOutcome<MmapReadGuard<'a>> {
+        // The lock of another address space would have the walk pin pages of an mm without
+        // MMF_HAS_PINNED. (Where the request and the lock come from the same mm, the compiler
+        // drops the test.)
+        if !core::ptr::eq(lock.mm(), self.mm) {
+            return StepOutcome::Held(lock, EINVAL.to_errno() as isize);
+        }
         // SAFETY: The walk may release the lock, and says so in `locked`; a guard owns the lock
         // again below only if `locked` says that it is held.
         let mm = unsafe { lock.into_raw() };
@@ -735,17 +749,19 @@ impl GupWalk {
 
 /// `populate_vma_page_range()`: faults in the pages of `[start, end)` of the VMA that `lock`
 /// holds, as `mlock()` and `MAP_POPULATE` do (reads, or writes that break COW in a private
-/// writable mapping; the pages are mlocked if the VMA is `VM_LOCKED`). For built-in code: the C
-/// function is not exported.
+/// writable mapping; the pages are mlocked if the VMA is `VM_LOCKED`; a `VM_LOCKONFAULT` VMA is
+/// left to its faults, and all its pages count as done). For built-in code: the C function is
+/// not exported. Needs the mmap read lock, held by `lock`.
 ///
 /// The fault may release the lock to wait ([`StepOutcome::Released`], with the pages done
 /// before, fewer than asked for). Otherwise the lock is handed back in
 /// [`StepOutcome::Held`], with the pages done or an error: `EFAULT` for a `PROT_NONE` VMA,
 /// `ENOMEM`, `EINTR` for a fatal signal, and the other errors of GUP.
 ///
-/// Refused with `EINVAL`, before anything is done and with the lock handed back, is what the C
-/// function would report as a bug: the per-VMA lock (it needs the mmap lock), a range that is
-/// not page aligned, empty, or not inside the VMA. May sleep.
+/// Refused with `EINVAL`, before anything is done and with the lock handed back: the per-VMA
+/// lock (the C function needs the mmap lock: it would warn and release a lock not held), a
+/// range that is not page aligned or not inside the VMA (a `VM_BUG_ON()` in C), and an empty
+/// one. May sleep.
 ///
 /// # Examples
 ///
