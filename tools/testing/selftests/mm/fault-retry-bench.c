@@ -240,38 +240,69 @@ static void *uffd_faulter_thread(void *arg)
 	return NULL;
 }
 
-static int bench_uffd_round_trip(struct round *r)
+/* PAGES pages of fresh anonymous memory registered with a userfaultfd. */
+struct uffd_area {
+	int uffd;
+	char *area;
+	char *src;	/* a page of 0x5a bytes, to copy in */
+	struct uffdio_range range;
+};
+
+static void uffd_area_free(struct uffd_area *u)
+{
+	free(u->src);
+	if (u->area)
+		munmap(u->area, pages * page_size);
+	if (u->uffd >= 0)
+		close(u->uffd);
+}
+
+/* Sets up @u with a userfaultfd opened with @flags: 0, or -1 with nothing left. */
+static int uffd_area_setup(struct uffd_area *u, int flags)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { 0 };
-	size_t len = pages * page_size;
+
+	*u = (struct uffd_area){ .uffd = syscall(SYS_userfaultfd, flags) };
+	if (u->uffd < 0 || ioctl(u->uffd, UFFDIO_API, &api)) {
+		printf("# userfaultfd: %s\n", strerror(errno));
+		goto fail;
+	}
+	u->area = map_or_die(pages * page_size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS, -1);
+	u->src = malloc(page_size);
+	if (!u->area || !u->src)
+		goto fail;
+	memset(u->src, 0x5a, page_size);
+	reg.range.start = (unsigned long)u->area;
+	reg.range.len = pages * page_size;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(u->uffd, UFFDIO_REGISTER, &reg)) {
+		printf("# UFFDIO_REGISTER: %s\n", strerror(errno));
+		goto fail;
+	}
+	u->range = reg.range;
+	return 0;
+fail:
+	uffd_area_free(u);
+	return -1;
+}
+
+static int bench_uffd_round_trip(struct round *r)
+{
 	struct uffd_faulter f = { 0 };
-	char *src = NULL, *area;
+	struct uffd_area u;
 	int uffd, ret = -1;
+	char *src;
 	pthread_t t;
 
-	uffd = syscall(SYS_userfaultfd, O_CLOEXEC);
-	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
-		printf("# userfaultfd: %s\n", strerror(errno));
-		goto out_fd;
-	}
-	area = map_or_die(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
-	if (!area)
-		goto out_fd;
-	src = malloc(page_size);
-	if (!src)
-		goto out_map;
-	memset(src, 0x5a, page_size);
-	reg.range.start = (unsigned long)area;
-	reg.range.len = len;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
-		printf("# UFFDIO_REGISTER: %s\n", strerror(errno));
-		goto out_map;
-	}
-	f.area = area;
+	if (uffd_area_setup(&u, O_CLOEXEC))
+		return -1;
+	uffd = u.uffd;
+	src = u.src;
+	f.area = u.area;
 	if (pthread_create(&t, NULL, uffd_faulter_thread, &f))
-		goto out_map;
+		goto out;
 	for (size_t i = 0; i < pages; i++) {
 		struct pollfd pfd = { .fd = uffd, .events = POLLIN };
 		struct uffdio_copy copy = { 0 };
@@ -291,16 +322,12 @@ static int bench_uffd_round_trip(struct round *r)
 		}
 	}
 	/* On a failure above, unregistering wakes the faulter. */
-	ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
+	ioctl(uffd, UFFDIO_UNREGISTER, &u.range);
 	pthread_join(t, NULL);
 	*r = f.r;
 	ret = f.ret;
-out_map:
-	free(src);
-	munmap(area, len);
-out_fd:
-	if (uffd >= 0)
-		close(uffd);
+out:
+	uffd_area_free(&u);
 	return ret;
 }
 
@@ -391,37 +418,21 @@ static void *populater_thread(void *arg)
  */
 static int bench_gup_uffd_retry(struct round *r)
 {
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { 0 };
-	size_t len = pages * page_size, copied = 0;
 	struct populater p = { 0 };
-	char *src = NULL, *area;
+	struct uffd_area u;
+	size_t copied = 0;
 	int uffd, ret = -1;
+	char *src;
 	pthread_t t;
 
 	/* Non-blocking: the wait is poll()'s, bounded. */
-	uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
-		printf("# userfaultfd: %s\n", strerror(errno));
-		goto out_fd;
-	}
-	area = map_or_die(len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
-	if (!area)
-		goto out_fd;
-	src = malloc(page_size);
-	if (!src)
-		goto out_map;
-	memset(src, 0x5a, page_size);
-	reg.range.start = (unsigned long)area;
-	reg.range.len = len;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
-		printf("# UFFDIO_REGISTER: %s\n", strerror(errno));
-		goto out_map;
-	}
-	p.area = area;
+	if (uffd_area_setup(&u, O_CLOEXEC | O_NONBLOCK))
+		return -1;
+	uffd = u.uffd;
+	src = u.src;
+	p.area = u.area;
 	if (pthread_create(&t, NULL, populater_thread, &p))
-		goto out_map;
+		goto out;
 	while (copied < pages) {
 		struct pollfd pfd = { .fd = uffd, .events = POLLIN };
 		struct uffdio_copy copy = { 0 };
@@ -449,7 +460,7 @@ static int bench_gup_uffd_retry(struct round *r)
 		copied++;
 	}
 	/* On a failure above, unregistering wakes the populater. */
-	ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
+	ioctl(uffd, UFFDIO_UNREGISTER, &u.range);
 	pthread_join(t, NULL);
 	if (p.ret)
 		printf("# MADV_POPULATE_WRITE: %s\n", strerror(p.err));
@@ -458,12 +469,8 @@ static int bench_gup_uffd_retry(struct round *r)
 		r->ns = p.ns / pages;
 		ret = 0;
 	}
-out_map:
-	free(src);
-	munmap(area, len);
-out_fd:
-	if (uffd >= 0)
-		close(uffd);
+out:
+	uffd_area_free(&u);
 	return ret;
 }
 
