@@ -1065,6 +1065,45 @@ TEST_F(sig, uffd_sigbus)
 }
 
 /*
+ * A read of a page poisoned with UFFDIO_POISON: the fault returns
+ * VM_FAULT_HWPOISON, which the arch reports as SIGBUS at the address read
+ * (BUS_MCEERR_AR where it reports memory failures so, BUS_ADRERR
+ * elsewhere), and a write the same. No message is queued: the poison
+ * resolves the fault.
+ */
+TEST_F(sig, uffd_poison)
+{
+	struct uffdio_poison poison = { .mode = 0 };
+	struct uffd_msg msg;
+	int uffd = uffd_open_features(UFFD_FEATURE_POISON);
+	int ret;
+
+	if (uffd == -ENOSYS)
+		SKIP(return, "userfaultfd is not configured in this kernel");
+	ASSERT_LE(0, uffd) TH_LOG("userfaultfd: %s", strerror(-uffd));
+	self->len = page_size;
+	self->p = map_anon(1, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, self->p);
+	ASSERT_EQ(0, uffd_register_missing(uffd, self->p, page_size));
+	poison.range.start = (unsigned long)self->p;
+	poison.range.len = page_size;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_POISON, &poison)) TH_LOG("UFFDIO_POISON: %s",
+								 strerror(errno));
+	ASSERT_EQ(page_size, poison.updated);
+	for (enum access how = ACCESS_READ; how <= ACCESS_WRITE; how++) {
+		ret = try_access(self->p + 8, how);
+		ASSERT_EQ(SIGBUS, ret) TH_LOG("%s: signal %d, code %d, at %#lx",
+					      how == ACCESS_READ ? "read" : "write",
+					      caught.signo, caught.code, caught.addr);
+		EXPECT_TRUE(caught.code == BUS_ADRERR || caught.code == BUS_MCEERR_AR)
+			TH_LOG("si_code %d", caught.code);
+		EXPECT_EQ(fault_addr((unsigned long)(self->p + 8)), caught.addr);
+	}
+	EXPECT_EQ(-ETIMEDOUT, uffd_read_msg(uffd, &msg, 100));
+	close(uffd);
+}
+
+/*
  * A fault waits on userfaultfd while the monitor changes the mapping, then
  * is woken: its retry must look the VMA up again and answer for what is
  * there now: SEGV_MAPERR once the range is unmapped or moved away,
