@@ -21,8 +21,8 @@ DL=$BUILD/dl              # downloaded base package
 # The arches: those that build Rust carry both fault loops in one kernel
 # and are booted twice; the others are booted with their C loop, or only
 # built where this machine has no emulator for them.
-RUST_ARCHES="x86_64 arm64 riscv64 um"
-C_ARCHES="i386 arm alpha m68k mips mips64el parisc powerpc ppc64le s390x sparc64 loongarch64"
+RUST_ARCHES="x86_64 arm64 riscv64 um arm loongarch64 s390x"
+C_ARCHES="i386 alpha m68k mips mips64el parisc powerpc ppc64le sparc64"
 BUILD_ONLY_ARCHES="sh4 sparc32 arc hexagon"
 ARCHES="$RUST_ARCHES $C_ARCHES $BUILD_ONLY_ARCHES"
 
@@ -30,7 +30,7 @@ ARCHES="$RUST_ARCHES $C_ARCHES $BUILD_ONLY_ARCHES"
 # <arch>-rust (the Rust loop, on a Rust arch) or <arch>-rust-debug (the
 # Rust loop under the debug checkers); a build-only arch is its name.
 CHECK_TARGETS="x86_64 x86_64-rust arm64 arm64-rust riscv64 riscv64-rust um um-rust
-x86_64-rust-debug arm64-rust-debug $C_ARCHES $BUILD_ONLY_ARCHES"
+arm arm-rust loongarch64 loongarch64-rust s390x s390x-rust x86_64-rust-debug arm64-rust-debug $C_ARCHES $BUILD_ONLY_ARCHES"
 
 # The toolchain: Debian's rustc-web (it has rust-src), bindgen from crates.io,
 # LLVM $LLVM_VERSION for the Rust arches and those without a gcc here
@@ -142,8 +142,7 @@ arch_info() {
 		A_PKGS="gcc-i686-linux-gnu libc6-dev-i386-cross" A_QEMU_PKG=qemu-system-x86
 		A_QEMU=(qemu-system-i386 -accel tcg -cpu max,vendor=GenuineIntel) ;;
 	arm)
-		A_KARCH=arm A_KCC=gnu:arm-linux-gnueabihf- A_IMAGE=arch/arm/boot/zImage
-		A_CC=arm-linux-gnueabihf-gcc
+		A_KARCH=arm A_IMAGE=arch/arm/boot/zImage A_CC=arm-linux-gnueabihf-gcc A_RUST=1
 		A_PKGS="gcc-arm-linux-gnueabihf libc6-dev-armhf-cross" A_QEMU_PKG=qemu-system-arm
 		A_QEMU=(qemu-system-arm -accel tcg -M virt -cpu cortex-a15)
 		A_CONSOLE="console=ttyAMA0" ;;
@@ -189,8 +188,7 @@ arch_info() {
 		# then fail. norandmaps keeps the heap next to the program.
 		A_CONSOLE="console=hvc0 norandmaps" ;;
 	s390x)
-		A_KARCH=s390 A_KCC=gnu:s390x-linux-gnu- A_IMAGE=arch/s390/boot/bzImage
-		A_CC=s390x-linux-gnu-gcc
+		A_KARCH=s390 A_IMAGE=arch/s390/boot/bzImage A_CC=s390x-linux-gnu-gcc A_RUST=1
 		A_PKGS="gcc-s390x-linux-gnu libc6-dev-s390x-cross" A_QEMU_PKG=qemu-system-s390x
 		A_QEMU=(qemu-system-s390x -accel tcg -M s390-ccw-virtio -cpu max)
 		A_CONSOLE="console=ttysclp0" ;;
@@ -222,7 +220,7 @@ arch_info() {
 		A_PKGS="gcc-sparc64-linux-gnu libc6-dev-sparc64-cross" A_QEMU_PKG=qemu-system-sparc
 		A_QEMU=(qemu-system-sparc64 -accel tcg -M sun4u) ;;
 	loongarch64)
-		A_KARCH=loongarch A_IMAGE=vmlinux A_CC="zig:loongarch64-linux-musl"
+		A_KARCH=loongarch A_IMAGE=vmlinux A_CC="zig:loongarch64-linux-musl" A_RUST=1
 		A_PKGS= A_QEMU_PKG=qemu-system-misc
 		A_QEMU=(qemu-system-loongarch64 -accel tcg -M virt -cpu la464)
 		# QEMU 10.0 re-raises a no-execute fetch exception forever

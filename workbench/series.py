@@ -297,16 +297,17 @@ def tested_section(tree):
             sum(int(r[i]) for r in rows) for i in (1, 2, 5))] if rows else []
         out.append(
             "Each kernel is built from tinyconfig plus kernel/configs/fault-retry*.config\n"
-            "and booted in QEMU (TCG; um natively). x86_64, arm64, riscv64 and um are\n"
-            "built with clang 22 and rustc 1.96 (both on LLVM 22.1.8), the first three\n"
-            "with CONFIG_RUST_INLINE_HELPERS; one kernel runs the C loop\n"
+            "and booted in QEMU (TCG; um natively). x86_64, arm64, riscv64, um, arm,\n"
+            "loongarch64 and s390x are built with clang 22 and rustc 1.96 (both on\n"
+            "LLVM 22.1.8), the first three with CONFIG_RUST_INLINE_HELPERS; one\n"
+            "kernel runs the C loop\n"
             "(rust_fault_loop=off) and the Rust loop (\"-rust\"), with the KUnit Rust\n"
             "doctests, the conformance suite (on x86_64 also as a 32-bit program)\n"
             "and, for \"-rust\", the host-side checks\n"
             "(rustfmtcheck, CLIPPY=1, W=1, rustdoc, the compile-fail tests of the lock\n"
             "types). \"-debug\" adds lockdep, DEBUG_VM, DEBUG_ATOMIC_SLEEP, DEBUG_LIST\n"
             "and KASAN. The other arches run their C loop with the suite (built with\n"
-            "Debian's cross gcc, loongarch64 and hexagon with clang 22); the GUP\n"
+            "Debian's cross gcc, hexagon with clang 22); the GUP\n"
             "cases need the Rust sample and are skipped there. sh4, sparc32, arc\n"
             "and hexagon are built only.\n")
         fmt = "  %-18s %5s %5s %6s %6s %5s  %s"
