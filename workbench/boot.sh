@@ -97,4 +97,15 @@ if [ $ended = 0 ]; then
 	tail -n 15 "$console" | sed 's/^/    | /'
 	exit 1
 fi
+# The guest ran the kernel that was built: its banner (version, build number
+# and time) is vmlinux's. An image whose payload came from a stale cache
+# entry booted an older kernel once (workbench/ccache-cc).
+banner=$(grep -a -o -m 1 'Linux version [^%]* #[0-9][^[:cntrl:]]*' "$out/vmlinux" || true)
+banner=${banner%%$'\n'*}
+if [ -z "$banner" ] || ! grep -aqF "$banner" "$console"; then
+	ran=$(grep -a -o -m 1 'Linux version [^[:cntrl:]]*' "$console" || true)
+	printf 'FAILED (%ss): the guest did not run %s\n    built: %s\n    ran:   %s\n' \
+		"$dt" "$out/vmlinux" "${banner:-?}" "${ran%%$'\n'*}"
+	exit 1
+fi
 printf 'ok (%ss)\n' "$dt"

@@ -287,7 +287,8 @@ build_fragments() {
 }
 
 # kmake ARCH ARGS...: make in the assembled tree with ARCH's toolchain, C
-# through ccache (the host tools' too, where no Rust is built).
+# through ccache (the host tools' too, where no Rust is built), but for the
+# sources that .incbin a file (workbench/ccache-cc).
 kmake() {
 	local arch=$1 tc
 	shift
@@ -296,9 +297,10 @@ kmake() {
 	case $A_KCC in
 	# Not HOSTCC on the Rust arches: it is also HOSTRUSTC's -Clinker.
 	llvm)
-		tc=(LLVM=-$LLVM_VERSION CC="ccache clang-$LLVM_VERSION")
-		[ $A_RUST = 1 ] || tc+=(HOSTCC="ccache clang-$LLVM_VERSION") ;;
-	gnu:*) tc=(CROSS_COMPILE="${A_KCC#gnu:}" CC="ccache ${A_KCC#gnu:}gcc" HOSTCC="ccache gcc") ;;
+		tc=(LLVM=-$LLVM_VERSION CC="$WB/ccache-cc clang-$LLVM_VERSION")
+		[ $A_RUST = 1 ] || tc+=(HOSTCC="$WB/ccache-cc clang-$LLVM_VERSION") ;;
+	gnu:*) tc=(CROSS_COMPILE="${A_KCC#gnu:}" CC="$WB/ccache-cc ${A_KCC#gnu:}gcc"
+		HOSTCC="$WB/ccache-cc gcc") ;;
 	esac
 	[ "$arch" = um ] && tc+=(SUBARCH=x86)
 	make -C "$SRC" ARCH="$A_KARCH" "${tc[@]}" \
