@@ -235,7 +235,7 @@ fn vma_lock_fault(
     None
 }
 
-/// Without per-VMA locks (um, or `!CONFIG_SMP`), every fault takes the mmap lock.
+/// Without per-VMA locks (um, LoongArch, or `!CONFIG_SMP`), every fault takes the mmap lock.
 #[cfg(not(CONFIG_PER_VMA_LOCK))]
 #[inline(always)]
 fn vma_lock_fault(
@@ -246,9 +246,11 @@ fn vma_lock_fault(
     None
 }
 
-/// Steps 2 to 9, under the mmap read lock. Out of line: only the first attempt of a kernel
-/// fault, a VMA lock miss, or a retry gets here.
-#[inline(never)]
+/// Steps 2 to 9, under the mmap read lock. With per-VMA locks, out of line: only the first
+/// attempt of a kernel fault, a VMA lock miss, or a retry gets here. Without them every fault
+/// does, and it is inlined.
+#[cfg_attr(CONFIG_PER_VMA_LOCK, inline(never))]
+#[cfg_attr(not(CONFIG_PER_VMA_LOCK), inline(always))]
 fn mmap_loop(f: Fault<'_>, mm: &MmWithUser, mut flags: FaultFlags) -> bindings::fault_loop_ret {
     let f = &f;
     // Only a fault that returns to user mode for a signal may wait interruptibly: a
