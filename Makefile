@@ -14,7 +14,7 @@
 #                   <arch>-rust or <arch>-rust-debug; default ARCH)
 #   make lint       rustfmtcheck, CLIPPY=1 + W=1, rustdoc for one Rust arch (ARCH=)
 #   make bench      cost per fault, C loop vs Rust loop, in one run
-#                   (BENCH_ARCHES=, default x86_64 arm64 riscv64 um)
+#                   (BENCH_ARCHES=, default every Rust arch)
 #   make fault-trace  instructions of one fault per function, C vs Rust (ARCH=)
 #   make refresh-patches   write build/src's commits back to patches/
 #   make series     the mailing-list series in build/series/ (patches/export),

@@ -20,7 +20,7 @@
 # if a ratio under icount exceeds $BENCH_MAX_RATIO on x86_64 or arm64.
 . "$(dirname "$0")/lib.sh"
 
-BENCH_ARCHES=${BENCH_ARCHES:-"x86_64 arm64 riscv64 um"}
+BENCH_ARCHES=${BENCH_ARCHES:-"x86_64 arm64 riscv64 um arm loongarch64 s390x"}
 BENCH_ARGS=${BENCH_ARGS:-"-r 15 -p 512"}
 BENCH_MAX_RATIO=${BENCH_MAX_RATIO:-1.005}
 BENCH_UM_PAIRS=${BENCH_UM_PAIRS:-8}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # fault-trace.sh [ARCH]: where the extra instructions of the Rust loop go.
-# Boots the bench kernel of ARCH (x86_64 or arm64; make bench's) with the C
-# loop and with the Rust loop, once each with the benchmark, under QEMU
+# Boots the bench kernel of ARCH (x86_64, arm64 or loongarch64; make
+# bench's) with the C loop and with the Rust loop, once each with the
+# benchmark, under QEMU
 # "-d in_asm,exec,nochain" filtered to the fault entry, the arch's fault
 # handler, the Rust loop, the arch hooks and the Rust helpers (those that
 # are still functions of their own), and prints the instructions of the
@@ -14,7 +15,8 @@ arch=${1:-x86_64}
 case $arch in
 x86_64) entry=exc_page_fault handler=do_user_addr_fault ;;
 arm64) entry=do_mem_abort handler=do_page_fault ;;
-*) die "fault-trace.sh: x86_64 or arm64" ;;
+loongarch64) entry=do_page_fault handler=__do_page_fault ;;
+*) die "fault-trace.sh: x86_64, arm64 or loongarch64" ;;
 esac
 
 vmlinux=$OUT/$arch-bench/vmlinux
