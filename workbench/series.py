@@ -299,7 +299,7 @@ def tested_section(tree):
             "Each kernel is built from tinyconfig plus kernel/configs/fault-retry*.config\n"
             "and booted in QEMU (TCG; um natively). x86_64, arm64, riscv64, um, arm,\n"
             "loongarch64 and s390x are built with clang 22 and rustc 1.96 (both on\n"
-            "LLVM 22.1.8), the first three with CONFIG_RUST_INLINE_HELPERS; one\n"
+            "LLVM 22.1.8), all but um with CONFIG_RUST_INLINE_HELPERS; one\n"
             "kernel runs the C loop\n"
             "(rust_fault_loop=off) and the Rust loop (\"-rust\"), with the KUnit Rust\n"
             "doctests, the conformance suite (on x86_64 also as a 32-bit program)\n"
